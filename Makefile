@@ -1,0 +1,42 @@
+# Thin targets, one command each. The virtual environment is (re)built whenever setup.cfg changes.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EK := $(BIN)/emotion-keras
+
+MODEL ?= vgg6
+SPLIT ?= 0
+# Without DATA the demo dataset is used (generated on first use) with the `demo` recipe; with
+# DATA and META the paper's configuration of the model (experiments/$(MODEL).json) is used.
+ifdef DATA
+CONFIG ?= $(MODEL)
+DATA_FLAGS := --data-dir $(DATA) --meta-dir $(META)
+else
+CONFIG ?= demo
+DATA_FLAGS :=
+endif
+TRAIN_FLAGS := $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(RUN),--run-dir $(RUN)) \
+	$(if $(SEED),--seed $(SEED)) $(if $(SCHEDULE),--schedule $(SCHEDULE)) \
+	$(if $(STRATEGY),--strategy $(STRATEGY))
+
+.PHONY: help venv train test test-fast bench
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## Create or refresh the virtual environment
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+train: venv ## Train MODEL (demo data unless DATA=melspecs META=metadata); SPLIT EPOCHS RUN SEED SCHEDULE
+	$(EK) train --config $(CONFIG) --model $(MODEL) --split $(SPLIT) $(DATA_FLAGS) $(TRAIN_FLAGS)
+
+test: venv ## Run the whole test suite
+	$(BIN)/python -m pytest
+
+test-fast: venv ## Run the tests except the slow end-to-end ones
+	$(BIN)/python -m pytest -m "not slow"

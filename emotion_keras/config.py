@@ -1,0 +1,209 @@
+"""The one configuration object of a run, its JSON form, and named experiment configurations.
+
+`Config` is a frozen dataclass holding every hyper-parameter with the paper's value as its default
+(Yi et al. 2019, §3; where the paper is silent, the original PyTorch implementation). A run is
+launched from a named configuration in `experiments/` (one JSON file per row of the paper's
+Table 2, plus our own recipes) with overrides by field name; the resolved configuration is saved as
+`config.json` in the run directory and loaded back from there on resume, evaluation and export.
+
+No other module keeps hyper-parameters as constants: they take a `Config` or explicit arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from pathlib import Path
+
+from emotion_keras.errors import ConfigError
+
+#: `experiments/` beside the package in a source checkout (the layout this project ships).
+EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+
+SCHEDULES = ("paper", "original")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Every setting of a training run.
+
+    Attributes:
+        model: registered architecture (`emotion-keras models` lists them).
+        data_dir: root of the melspec tree (`00/ ... 99/` of `.npy`); None means the demo dataset.
+        meta_dir: MTG-Jamendo metadata folder (`splits/`, `tags/`); None means the demo dataset.
+        split: which of the five official splits (MediaEval 2019 used 0).
+        n_bands: mel bands of every melspec (the dataset's 96).
+        crop_frames: frames per crop, the paper's T = 1280 (27.3 s).
+        batch_size: global batch size (paper: 64).
+        val_crops: regular crops per track for validation (paper §3.3: 10).
+        test_crops: regular crops per track for testing (paper §3.3: 20).
+        epochs: epochs to train (the original schedule uses 60 + 3 x 20).
+        learning_rate: Adam's learning rate (paper: 0.001).
+        schedule: `paper` (Adam throughout) or `original` (the original code's Adam then SGD).
+        validate_every: run the AUC callback every N epochs (the original validated every 5).
+        monitor: the `logs` key that picks the best checkpoint.
+        early_stopping_patience: epochs without improvement before stopping; 0 disables it.
+        seed: fixes weight initialisation, shuffling and crop positions.
+        train_tracks: use only the first N training tracks (0 = all), for quick runs.
+        val_tracks: use only the first N validation tracks (0 = all).
+        mixed_precision: train under a mixed-precision policy.
+        jit_compile: compile the training step with XLA.
+        strategy: tf.distribute strategy (`auto`, `default`, `mirrored`, `multiworker`).
+    """
+
+    model: str = "vgg6"
+    data_dir: str | None = None
+    meta_dir: str | None = None
+    split: int = 0
+    n_bands: int = 96
+    crop_frames: int = 1280
+    batch_size: int = 64
+    val_crops: int = 10
+    test_crops: int = 20
+    epochs: int = 120
+    learning_rate: float = 1e-3
+    schedule: str = "paper"
+    validate_every: int = 1
+    monitor: str = "val_pr_auc_macro"
+    early_stopping_patience: int = 0
+    seed: int = 0
+    train_tracks: int = 0
+    val_tracks: int = 0
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    strategy: str = "auto"
+
+    def __post_init__(self):
+        positive = ("n_bands", "crop_frames", "batch_size", "val_crops", "test_crops", "epochs",
+                    "validate_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{_flag(name)} {getattr(self, name)}: must be at least 1")
+        for name in ("early_stopping_patience", "train_tracks", "val_tracks", "seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{_flag(name)} {getattr(self, name)}: must be 0 or more")
+        if not 0 <= self.split <= 4:
+            raise ConfigError(f"--split {self.split}: MTG-Jamendo has splits 0 to 4")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"--learning-rate {self.learning_rate}: must be positive")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"--schedule {self.schedule!r}: expected one of "
+                              f"{', '.join(SCHEDULES)}")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"--strategy {self.strategy!r}: expected one of "
+                              f"{', '.join(STRATEGIES)}")
+        if (self.data_dir is None) != (self.meta_dir is None):
+            raise ConfigError("--data-dir and --meta-dir go together: give both for a real "
+                              "dataset, or neither for the demo dataset")
+
+    @property
+    def uses_demo_data(self) -> bool:
+        return self.data_dir is None
+
+    def replace(self, **overrides) -> "Config":
+        """A copy with fields overridden by name; values are coerced from strings if needed."""
+        return dataclasses.replace(self, **coerce_overrides(overrides))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: str | Path) -> None:
+        """Writes the configuration atomically (a crash never leaves half a file)."""
+        from emotion_keras.fileio import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "configuration") -> "Config":
+        unknown = sorted(set(values) - set(field_names()))
+        if unknown:
+            raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)} (valid fields: "
+                              f"{', '.join(field_names())})")
+        return cls(**coerce_overrides(values, source))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: configuration file not found") from None
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{path}: not valid JSON ({error})") from None
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: expected a JSON object of configuration fields")
+        return cls.from_dict(values, source=str(path))
+
+
+def field_names() -> list[str]:
+    return [field.name for field in dataclasses.fields(Config)]
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _field_type(name: str):
+    hints = typing.get_type_hints(Config)
+    hint = hints[name]
+    if isinstance(hint, types.UnionType):  # `str | None`
+        return next(arg for arg in typing.get_args(hint) if arg is not type(None)), True
+    return hint, False
+
+
+def coerce_overrides(values: dict, source: str = "override") -> dict:
+    """Converts override values (strings from flags, or JSON values) to each field's type."""
+    result = {}
+    for name, value in values.items():
+        if name not in field_names():
+            raise ConfigError(f"{source}: unknown field {name!r} (valid fields: "
+                              f"{', '.join(field_names())})")
+        kind, optional = _field_type(name)
+        if value is None or (optional and isinstance(value, str) and value.lower() == "none"):
+            if not optional:
+                raise ConfigError(f"--{_flag(name)}: a value is required")
+            result[name] = None
+            continue
+        try:
+            if kind is bool:
+                if isinstance(value, str):
+                    if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                        raise ValueError
+                    value = value.lower() in ("true", "1", "yes")
+                elif not isinstance(value, bool):
+                    raise ValueError
+            elif kind is int:
+                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                    raise ValueError
+                value = int(value)
+            elif kind is float:
+                value = float(value)
+            else:
+                value = str(value)
+        except ValueError:
+            raise ConfigError(f"--{_flag(name)} {value!r}: expected {kind.__name__}") from None
+        result[name] = value
+    return result
+
+
+def experiment_path(name: str | Path) -> Path:
+    """Resolves a named configuration (`vgg6` -> `experiments/vgg6.json`) or a JSON path."""
+    path = Path(name)
+    if path.suffix == ".json" or path.is_file():
+        return path
+    candidate = EXPERIMENTS_DIR / f"{name}.json"
+    if not candidate.is_file():
+        known = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.json"))
+        raise ConfigError(f"--config {name}: no such experiment (known: {', '.join(known)}; "
+                          f"or give the path of a JSON file)")
+    return candidate
+
+
+def load_experiment(name: str | Path, **overrides) -> Config:
+    """A named configuration with overrides applied by field name."""
+    path = experiment_path(name)
+    base = Config.from_json(path)
+    return base.replace(**{k: v for k, v in overrides.items()})

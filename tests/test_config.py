@@ -1,0 +1,58 @@
+"""The run configuration: defaults, overrides by name, JSON round trip, named experiments."""
+
+import json
+
+import pytest
+
+from emotion_keras.config import Config, load_experiment
+from emotion_keras.errors import ConfigError
+
+
+def test_defaults_are_the_papers():
+    config = Config()
+    assert (config.crop_frames, config.batch_size, config.learning_rate) == (1280, 64, 1e-3)
+    assert (config.val_crops, config.test_crops, config.n_bands) == (10, 20, 96)
+
+
+def test_json_round_trip(tmp_path):
+    config = Config(model="res16", data_dir="/d", meta_dir="/m", epochs=3, mixed_precision=True)
+    config.to_json(tmp_path / "config.json")
+    assert Config.from_json(tmp_path / "config.json") == config
+
+
+def test_string_overrides_are_coerced_to_field_types():
+    config = Config().replace(epochs="7", learning_rate="1e-4", jit_compile="true")
+    assert (config.epochs, config.learning_rate, config.jit_compile) == (7, 1e-4, True)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"epochs": "many"}, r"--epochs 'many': expected int"),
+    ({"batch_size": 0}, r"--batch-size 0: must be at least 1"),
+    ({"split": 5}, r"--split 5"),
+    ({"schedule": "fast"}, r"--schedule 'fast'"),
+    ({"data_dir": "/d"}, r"--data-dir and --meta-dir go together"),
+    ({"colour": "red"}, r"unknown field 'colour'"),
+])
+def test_bad_overrides_name_the_flag(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        Config().replace(**overrides)
+
+
+def test_every_shipped_experiment_loads():
+    from emotion_keras.config import EXPERIMENTS_DIR
+    names = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.json"))
+    assert {"demo", "vgg6", "baseline5", "res16", "res18", "vgg25"} <= set(names)
+    for name in names:
+        assert isinstance(load_experiment(name), Config)
+
+
+def test_unknown_experiment_lists_known_ones():
+    with pytest.raises(ConfigError, match=r"no such experiment \(known: .*vgg6"):
+        load_experiment("vgg7")
+
+
+def test_unknown_field_in_json_is_named(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps({"modle": "vgg6"}))
+    with pytest.raises(ConfigError, match=r"x\.json: unknown field\(s\) modle"):
+        Config.from_json(path)
