@@ -1,0 +1,281 @@
+"""Training a model through `model.fit`, in a self-describing run directory that resumes.
+
+A run directory holds everything needed to understand and reproduce a run:
+
+    RUN/config.json        the resolved configuration (emotion_keras.config.Config)
+    RUN/history.csv        per-epoch loss and validation AUCs (keras.callbacks.CSVLogger)
+    RUN/val_per_tag.csv    per-tag validation ROC-AUC/PR-AUC of every validated epoch
+    RUN/checkpoints/       epoch-NNNN.keras (last epoch, optimizer included), best.keras, state.json
+    RUN/logs/              TensorBoard: train/, validation/, reports/ (per-tag AUCs, PR curves,
+                           AUC table, example inputs, HParams)
+
+Running the same command again resumes after the last completed epoch with optimizer state
+intact (a run killed at any instant, SIGKILL included, loses at most the epoch in progress).
+
+Two optimiser schedules:
+- `paper`: Adam at `learning_rate` throughout (Yi et al. 2019, §3.3).
+- `original`: the original implementation's solver: Adam at 1e-4 for 60 epochs, then SGD with
+  Nesterov momentum 0.9 and weight decay 1e-4 at 1e-3, 1e-4 and 1e-5 for 20 epochs each,
+  reloading the best weights at each switch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+from emotion_keras import metadata
+from emotion_keras.callbacks import BEST_FILE, ResumableCheckpoint, ValidationAUC, read_state
+from emotion_keras.config import Config
+from emotion_keras.errors import ConfigError
+
+#: Where the demo dataset is written on first use (relative to the working directory).
+DEFAULT_DEMO_DIR = Path(os.environ.get("EMOTION_KERAS_DEMO_DIR", "data/demo"))
+CHECKPOINTS = "checkpoints"
+LOGS = "logs"
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """A stretch of epochs trained with one optimiser: epochs [start, stop)."""
+
+    start: int
+    stop: int
+    optimizer: str
+    learning_rate: float
+    reload_best: bool = False
+
+
+def schedule_phases(config: Config) -> list[Phase]:
+    """The optimiser phases of a run, cut at `config.epochs`."""
+    if config.schedule == "paper":
+        phases = [Phase(0, config.epochs, "adam", config.learning_rate)]
+    else:  # original implementation's solver
+        phases = [Phase(0, 60, "adam", 1e-4)] + [
+            Phase(start, start + 20, "sgd", lr, reload_best=True)
+            for start, lr in ((60, 1e-3), (80, 1e-4), (100, 1e-5))]
+        phases[-1] = dataclasses.replace(phases[-1], stop=max(120, config.epochs))
+    return [dataclasses.replace(p, stop=min(p.stop, config.epochs))
+            for p in phases if p.start < config.epochs]
+
+
+def make_optimizer(phase: Phase):
+    import keras
+
+    if phase.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=phase.learning_rate)
+    return keras.optimizers.SGD(learning_rate=phase.learning_rate, momentum=0.9, nesterov=True,
+                                weight_decay=1e-4)
+
+
+def resolve_data(config: Config) -> Config:
+    """Fills in the demo dataset's folders (writing it on first use) when no data is given."""
+    if not config.uses_demo_data:
+        return config
+    from emotion_keras.demo import ensure_demo_dataset
+
+    data_dir, meta_dir = ensure_demo_dataset(DEFAULT_DEMO_DIR)
+    return config.replace(data_dir=str(data_dir.resolve()), meta_dir=str(meta_dir.resolve()))
+
+
+def default_run_dir(config_name: str, config: Config) -> Path:
+    return Path("runs") / f"{Path(config_name).stem}-{config.model}-split{config.split}"
+
+
+def prepare_run_dir(run_dir: Path, config: Config) -> int:
+    """Creates the run directory or checks it belongs to `config`; returns completed epochs."""
+    saved_path = run_dir / "config.json"
+    if saved_path.is_file():
+        saved = Config.from_json(saved_path)
+        # Only the epoch count may change between a run and its resumption (to train longer).
+        differing = [f"{k}: {v!r} -> {getattr(config, k)!r}" for k, v in saved.to_dict().items()
+                     if k != "epochs" and v != getattr(config, k)]
+        if differing:
+            raise ConfigError(f"--run-dir {run_dir}: holds a run with another configuration "
+                              f"({'; '.join(differing)}); give a new --run-dir, or repeat the "
+                              f"original flags to resume it")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.to_json(saved_path)
+    return int(read_state(run_dir / CHECKPOINTS).get("epoch", 0))
+
+
+def _trim_history(path: Path, completed_epochs: int) -> None:
+    # CSVLogger appends on resume; rows of an epoch that died before its checkpoint would repeat.
+    if not path.is_file():
+        return
+    import pandas as pd
+
+    from emotion_keras.fileio import atomic_write_text
+
+    history = pd.read_csv(path)
+    if "epoch" in history and (history["epoch"] >= completed_epochs).any():
+        atomic_write_text(path, history[history["epoch"] < completed_epochs]
+                          .to_csv(index=False))
+
+
+def set_precision_policy(config: Config) -> None:
+    import keras
+    import tensorflow as tf
+
+    if config.mixed_precision:
+        policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    else:
+        policy = "float32"
+    keras.mixed_precision.set_global_policy(policy)
+
+
+def make_strategy(config: Config):
+    import tensorflow as tf
+
+    if config.strategy == "mirrored" or (
+            config.strategy == "auto" and len(tf.config.list_logical_devices("GPU")) > 1):
+        return tf.distribute.MirroredStrategy()
+    if config.strategy == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def train(config: Config, run_dir: str | Path, *, verbose: int | None = None) -> dict:
+    """Trains `config.model` as `config` says, resuming `run_dir` if it holds this run.
+
+    Args:
+        config: the run's configuration (demo data is used when it names no data).
+        run_dir: the run directory (created, or resumed).
+        verbose: Keras progress output (default: a bar on a terminal, a line per epoch otherwise).
+
+    Returns:
+        A summary: run directory, epochs done, best monitored value and epoch, last logs.
+    """
+    import keras
+    import tensorflow as tf
+
+    from emotion_keras import pipeline
+    from emotion_keras.melspec_io import scan_melspecs
+    from emotion_keras.models import build_model
+    from emotion_keras.reports import RunReports
+
+    run_dir = Path(run_dir)
+    config = resolve_data(config)
+    completed = prepare_run_dir(run_dir, config)
+    if completed >= config.epochs:
+        print(f"{run_dir}: already trained for {completed} epochs; nothing to do "
+              f"(give --epochs above {completed} to train longer)", file=sys.stderr)
+        return _summary(run_dir, completed, {})
+
+    train_set = metadata.read_subset(config.meta_dir, config.split, "train")
+    val_set = metadata.read_subset(config.meta_dir, config.split, "validation",
+                                   tags=train_set.tags)
+    if config.train_tracks:
+        train_set = train_set.head(config.train_tracks)
+    if config.val_tracks:
+        val_set = val_set.head(config.val_tracks)
+    for subset in (train_set, val_set):
+        metadata.check_melspecs_exist(config.data_dir, subset)
+    print(f"Scanning {len(train_set) + len(val_set)} melspec headers...", file=sys.stderr)
+    train_frames = scan_melspecs(config.data_dir, train_set, n_bands=config.n_bands)
+    val_frames = scan_melspecs(config.data_dir, val_set, n_bands=config.n_bands)
+
+    keras.utils.set_random_seed(config.seed)
+    set_precision_policy(config)
+    strategy = make_strategy(config)
+    input_shape = (config.n_bands, config.crop_frames, 1)
+    with strategy.scope():
+        model = build_model(config.model, input_shape=input_shape, num_tags=len(train_set.tags))
+
+    train_data = pipeline.train_dataset(
+        config.data_dir, train_set, train_frames, crop_frames=config.crop_frames,
+        batch_size=config.batch_size, n_bands=config.n_bands, seed=config.seed)
+
+    def predict_validation(m):
+        return pipeline.predict_tracks(
+            m, config.data_dir, val_set, val_frames, n_crops=config.val_crops,
+            crop_frames=config.crop_frames, batch_size=config.batch_size, n_bands=config.n_bands)
+
+    reports = RunReports(run_dir / LOGS, config, train_set.tags, val_set.labels,
+                         monitor=config.monitor)
+    if completed == 0:
+        reports.write_examples(train_data)
+    checkpoint = ResumableCheckpoint(run_dir / CHECKPOINTS, monitor=config.monitor)
+    callbacks = [
+        # ValidationAUC first: the callbacks after it read the figures it adds to `logs`.
+        ValidationAUC(predict_validation, val_set.labels, val_set.tags,
+                      every=config.validate_every, per_tag_csv=run_dir / "val_per_tag.csv",
+                      on_scores=reports.on_validation),
+        checkpoint,
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / LOGS), write_graph=False),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if config.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=config.monitor, mode="max", patience=config.early_stopping_patience))
+    _trim_history(run_dir / "history.csv", completed)
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+
+    print(f"Training {config.model} on {len(train_set)} tracks ({train_set.name}), validating "
+          f"on {len(val_set)} with {config.val_crops} crops each; run directory {run_dir}",
+          file=sys.stderr)
+    if completed:
+        print(f"Resuming after epoch {completed} from {run_dir / CHECKPOINTS}", file=sys.stderr)
+    started = time.monotonic()
+    history = None
+    for phase in schedule_phases(config):
+        if completed >= phase.stop:
+            continue
+        with strategy.scope():
+            model.compile(optimizer=make_optimizer(phase), loss="binary_crossentropy",
+                          jit_compile=config.jit_compile)
+        if completed > phase.start:
+            _restore_last(model, run_dir / CHECKPOINTS)
+        elif phase.reload_best and (run_dir / CHECKPOINTS / BEST_FILE).is_file():
+            _restore_best_weights(model, run_dir / CHECKPOINTS / BEST_FILE)
+            print(f"Epoch {phase.start}: switching to {phase.optimizer} at learning rate "
+                  f"{phase.learning_rate:g} from the best weights so far", file=sys.stderr)
+        history = model.fit(train_data, epochs=phase.stop, initial_epoch=max(completed,
+                                                                             phase.start),
+                            callbacks=callbacks, verbose=verbose)
+        completed = int(read_state(run_dir / CHECKPOINTS).get("epoch", completed))
+        if model.stop_training:
+            break
+    reports.close(best=checkpoint.best)
+    last_logs = {k: float(v[-1]) for k, v in history.history.items()} if history else {}
+    summary = _summary(run_dir, completed, last_logs)
+    print(f"\nDone in {time.monotonic() - started:.0f} s. Best {config.monitor} "
+          f"{summary['best']} at epoch {summary['best_epoch']}.\n"
+          f"  run directory:  {run_dir}\n  best model:     {run_dir / CHECKPOINTS / BEST_FILE}\n"
+          f"  TensorBoard:    tensorboard --logdir {run_dir / LOGS}   (or: make tensorboard)",
+          file=sys.stderr)
+    return summary
+
+
+def _restore_last(model, checkpoints: Path) -> None:
+    """Loads the last epoch's weights and optimizer state into a compiled `model`."""
+    state = read_state(checkpoints)
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(checkpoints / state["checkpoint"])
+
+
+def _restore_best_weights(model, path: Path) -> None:
+    import keras
+
+    best = keras.saving.load_model(path, compile=False)
+    model.set_weights(best.get_weights())
+
+
+def _summary(run_dir: Path, completed: int, last_logs: dict) -> dict:
+    state = read_state(run_dir / CHECKPOINTS)
+    return {"run_dir": str(run_dir), "epochs": completed, "best": state.get("best"),
+            "best_epoch": state.get("best_epoch"), "last_logs": last_logs}
+
+
+def load_best_model(run_dir: str | Path):
+    """The best checkpoint of a run (safe mode)."""
+    from emotion_keras.models import load_model
+
+    path = Path(run_dir) / CHECKPOINTS / BEST_FILE
+    return load_model(path)
+

@@ -1,0 +1,183 @@
+"""Training: the AUC callback, crash-safe checkpoints, resumption, schedules and run directories."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from emotion_keras import demo, training
+from emotion_keras.callbacks import ResumableCheckpoint, ValidationAUC, read_state
+from emotion_keras.config import Config
+from emotion_keras.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_model():
+    inputs = keras.Input((4,), name="melspec")
+    outputs = keras.layers.Dense(3, activation="sigmoid", name="tags")(inputs)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    return model
+
+
+def test_validation_auc_puts_sklearn_figures_into_logs_for_later_callbacks(tmp_path):
+    rng = np.random.default_rng(0)
+    truth = rng.random((40, 3)) < 0.4
+    predictions = np.clip(truth * 0.3 + rng.random((40, 3)) * 0.7, 0, 1)
+    seen = {}
+
+    class Reader(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.update(logs)
+
+    model = tiny_model()
+    auc = ValidationAUC(lambda m: predictions, truth, ["a", "b", "c"],
+                        per_tag_csv=tmp_path / "per_tag.csv")
+    checkpoint = ResumableCheckpoint(tmp_path / "ckpt")
+    model.fit(np.zeros((8, 4)), np.zeros((8, 3)), epochs=1, verbose=0,
+              callbacks=[auc, checkpoint, Reader()])
+    assert seen["val_roc_auc_macro"] == pytest.approx(roc_auc_score(truth, predictions), abs=1e-12)
+    assert seen["val_pr_auc_macro"] == pytest.approx(
+        average_precision_score(truth, predictions), abs=1e-12)
+    assert seen["val_roc_auc_micro"] == pytest.approx(
+        roc_auc_score(truth, predictions, average="micro"), abs=1e-12)
+    per_tag = pd.read_csv(tmp_path / "per_tag.csv")
+    assert len(per_tag) == 3 and set(per_tag["epoch"]) == {1}
+    state = read_state(tmp_path / "ckpt")
+    assert state["best"] == pytest.approx(seen["val_pr_auc_macro"])
+    assert (tmp_path / "ckpt" / "best.keras").is_file()
+    assert (tmp_path / "ckpt" / "epoch-0001.keras").is_file()
+
+
+def test_validation_every_n_epochs_and_after_the_last(tmp_path):
+    calls = []
+    auc = ValidationAUC(lambda m: calls.append(1) or np.full((4, 3), 0.5),
+                        np.eye(4, 3, dtype=bool) | np.eye(4, 3, k=-1, dtype=bool), "abc", every=2)
+    tiny_model().fit(np.zeros((4, 4)), np.zeros((4, 3)), epochs=5, verbose=0, callbacks=[auc])
+    assert len(calls) == 3  # epochs 2, 4 and the last, 5
+
+
+def test_checkpoint_keeps_only_the_last_epoch_and_the_best(tmp_path):
+    model = tiny_model()
+    values = iter([0.3, 0.5, 0.4])
+
+    class Fake(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_pr_auc_macro"] = next(values)
+
+    model.fit(np.zeros((4, 4)), np.zeros((4, 3)), epochs=3, verbose=0,
+              callbacks=[Fake(), ResumableCheckpoint(tmp_path)])
+    assert sorted(p.name for p in tmp_path.glob("*.keras")) == ["best.keras", "epoch-0003.keras"]
+    state = read_state(tmp_path)
+    assert (state["epoch"], state["best"], state["best_epoch"]) == (3, 0.5, 2)
+    assert not list(tmp_path.glob(".*tmp*")), "no temporary files are left behind"
+
+
+def test_restore_last_brings_back_weights_and_optimizer_state(tmp_path):
+    model = tiny_model()
+    model.fit(np.ones((8, 4)), np.ones((8, 3)), epochs=2, batch_size=4, verbose=0,
+              callbacks=[ResumableCheckpoint(tmp_path)])
+    fresh = tiny_model()
+    training._restore_last(fresh, tmp_path)
+    for saved, restored in zip(model.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(saved, restored)
+    assert int(fresh.optimizer.iterations.numpy()) == 4
+    for a, b in zip(model.optimizer.variables, fresh.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_original_schedule_phases():
+    phases = training.schedule_phases(Config(schedule="original", epochs=120))
+    assert [(p.start, p.stop, p.optimizer, p.learning_rate) for p in phases] == [
+        (0, 60, "adam", 1e-4), (60, 80, "sgd", 1e-3), (80, 100, "sgd", 1e-4),
+        (100, 120, "sgd", 1e-5)]
+    assert [p.reload_best for p in phases] == [False, True, True, True]
+    short = training.schedule_phases(Config(schedule="original", epochs=70))
+    assert [(p.start, p.stop) for p in short] == [(0, 60), (60, 70)]
+    assert [(p.start, p.stop) for p in training.schedule_phases(Config(epochs=7))] == [(0, 7)]
+
+
+def test_run_dir_refuses_another_configuration(tmp_path):
+    config = Config(data_dir="/d", meta_dir="/m", epochs=2)
+    assert training.prepare_run_dir(tmp_path, config) == 0
+    assert Config.from_json(tmp_path / "config.json") == config
+    training.prepare_run_dir(tmp_path, config.replace(epochs=5))  # training longer is allowed
+    with pytest.raises(ConfigError, match=r"another configuration \(model: 'vgg6' -> 'res16'"):
+        training.prepare_run_dir(tmp_path, config.replace(model="res16"))
+
+
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    demo.write_demo_dataset(root / "demo", n_train=12, n_validation=8, n_test=8, progress=False)
+    return demo.demo_paths(root / "demo")
+
+
+def tiny_config(tiny_demo, **overrides):
+    data_dir, meta_dir = tiny_demo
+    values = dict(model="vgg6", data_dir=str(data_dir), meta_dir=str(meta_dir), epochs=2,
+                  batch_size=6, val_crops=2, seed=1)
+    values.update(overrides)
+    return Config(**values)
+
+
+@pytest.mark.slow
+def test_train_writes_a_self_describing_run_and_resumes(tiny_demo, tmp_path):
+    run = tmp_path / "run"
+    summary = training.train(tiny_config(tiny_demo, epochs=1), run, verbose=0)
+    assert summary["epochs"] == 1
+    saved = keras.saving.load_model(run / "checkpoints" / "epoch-0001.keras")
+
+    summary = training.train(tiny_config(tiny_demo, epochs=2), run, verbose=0)
+    assert summary["epochs"] == 2
+    history = pd.read_csv(run / "history.csv")
+    assert list(history["epoch"]) == [0, 1]
+    assert {"loss", "val_pr_auc_macro", "val_roc_auc_macro"} <= set(history.columns)
+    assert (run / "checkpoints" / "best.keras").is_file()
+    assert len(pd.read_csv(run / "val_per_tag.csv")) == 2 * 56
+    assert Config.from_json(run / "config.json") == tiny_config(tiny_demo, epochs=2)
+    # The resumed epoch started from the saved weights: its optimizer kept counting steps.
+    resumed = keras.saving.load_model(run / "checkpoints" / "epoch-0002.keras")
+    assert int(resumed.optimizer.iterations.numpy()) == 2 * int(saved.optimizer.iterations.numpy())
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_resumes_after_last_completed_epoch(tiny_demo, tmp_path):
+    data_dir, meta_dir = tiny_demo
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "emotion_keras", "train", "--config", "demo",
+               "--data-dir", str(data_dir), "--meta-dir", str(meta_dir), "--epochs", "3",
+               "--batch-size", "6", "--val-crops", "2", "--seed", "1", "--run-dir", str(run)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while read_state(run / "checkpoints").get("epoch", 0) < 1:
+            assert process.poll() is None, "training stopped before its first epoch ended"
+            assert time.monotonic() < deadline, "first epoch took over 4 minutes"
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    killed_at = read_state(run / "checkpoints")["epoch"]
+    assert 1 <= killed_at < 3
+
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Resuming after epoch {killed_at}" in result.stderr
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [0, 1, 2]
+    assert read_state(run / "checkpoints")["epoch"] == 3
