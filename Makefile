@@ -15,11 +15,12 @@ else
 CONFIG ?= demo
 DATA_FLAGS :=
 endif
-TRAIN_FLAGS := $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(RUN),--run-dir $(RUN)) \
-	$(if $(SEED),--seed $(SEED)) $(if $(SCHEDULE),--schedule $(SCHEDULE)) \
+# The run directory `make train` writes and `make evaluate/export` read.
+RUN ?= runs/$(CONFIG)-$(MODEL)-split$(SPLIT)
+TRAIN_FLAGS := --run-dir $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(SCHEDULE),--schedule $(SCHEDULE)) \
 	$(if $(STRATEGY),--strategy $(STRATEGY))
 
-.PHONY: help venv train test test-fast bench
+.PHONY: help venv train evaluate export table test test-fast bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +35,15 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 train: venv ## Train MODEL (demo data unless DATA=melspecs META=metadata); SPLIT EPOCHS RUN SEED SCHEDULE
 	$(EK) train --config $(CONFIG) --model $(MODEL) --split $(SPLIT) $(DATA_FLAGS) $(TRAIN_FLAGS)
+
+evaluate: venv ## Score RUN's best checkpoint on the test split (writes into RUN)
+	$(EK) evaluate $(RUN)
+
+export: venv ## Export RUN as a SavedModel (RUN/export, or OUT=dir)
+	$(EK) export $(RUN) $(if $(OUT),--out $(OUT))
+
+table: venv ## Print the paper's Table 2 for RUNS="runs/a runs/b" (default: every evaluated run)
+	$(EK) table $(or $(RUNS),$(dir $(wildcard runs/*/metrics.json)))
 
 test: venv ## Run the whole test suite
 	$(BIN)/python -m pytest

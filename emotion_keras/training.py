@@ -3,6 +3,7 @@
 A run directory holds everything needed to understand and reproduce a run:
 
     RUN/config.json        the resolved configuration (emotion_keras.config.Config)
+    RUN/tags.txt           the tag names, in output order
     RUN/history.csv        per-epoch loss and validation AUCs (keras.callbacks.CSVLogger)
     RUN/val_per_tag.csv    per-tag validation ROC-AUC/PR-AUC of every validated epoch
     RUN/checkpoints/       epoch-NNNN.keras (last epoch, optimizer included), best.keras, state.json
@@ -31,6 +32,7 @@ from emotion_keras import metadata
 from emotion_keras.callbacks import BEST_FILE, ResumableCheckpoint, ValidationAUC, read_state
 from emotion_keras.config import Config
 from emotion_keras.errors import ConfigError
+from emotion_keras.fileio import atomic_write_text
 
 #: Where the demo dataset is written on first use (relative to the working directory).
 DEFAULT_DEMO_DIR = Path(os.environ.get("EMOTION_KERAS_DEMO_DIR", "data/demo"))
@@ -108,8 +110,6 @@ def _trim_history(path: Path, completed_epochs: int) -> None:
         return
     import pandas as pd
 
-    from emotion_keras.fileio import atomic_write_text
-
     history = pd.read_csv(path)
     if "epoch" in history and (history["epoch"] >= completed_epochs).any():
         atomic_write_text(path, history[history["epoch"] < completed_epochs]
@@ -168,6 +168,7 @@ def train(config: Config, run_dir: str | Path, *, verbose: int | None = None) ->
     train_set = metadata.read_subset(config.meta_dir, config.split, "train")
     val_set = metadata.read_subset(config.meta_dir, config.split, "validation",
                                    tags=train_set.tags)
+    atomic_write_text(run_dir / "tags.txt", "\n".join(train_set.tags) + "\n")
     if config.train_tracks:
         train_set = train_set.head(config.train_tracks)
     if config.val_tracks:

@@ -1,0 +1,51 @@
+"""`emotion-keras evaluate` and `export`: using a trained run directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers) -> None:
+    evaluate = subparsers.add_parser(
+        "evaluate", help="score a run's best checkpoint on the test split (20-crop averaging)",
+        description="Predict the test split with the run's best checkpoint, choose per-tag "
+                    "thresholds on the validation split, and write predictions.npy, "
+                    "decisions.npy, thresholds.npy, metrics.json and per_tag.csv into the run "
+                    "directory.")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("--split", type=int, help="split to evaluate (default: the run's)")
+    evaluate.add_argument("--subset", default="test", choices=("train", "validation", "test"))
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.set_defaults(func=run_evaluate)
+
+    export = subparsers.add_parser(
+        "export", help="export a run as a TensorFlow SavedModel (plus .keras and tags)",
+        description="Write a SavedModel whose `serve` endpoint maps one full-length melspec "
+                    "[96, frames] to crop-averaged tag probabilities, usable with TensorFlow "
+                    "alone; the .keras model and tags.txt are written beside it.")
+    export.add_argument("run_dir", metavar="RUN_DIR")
+    export.add_argument("--out", help="export folder (default: RUN_DIR/export)")
+    export.add_argument("--crops", type=int, help="regular crops per track (default: the run's "
+                                                  "test_crops)")
+    export.set_defaults(func=run_export)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from emotion_keras.evaluation import format_scores
+    from emotion_keras.inference import evaluate_run
+
+    metrics = evaluate_run(args.run_dir, split=args.split, subset=args.subset)
+    print(json.dumps(metrics, indent=2) if args.json else format_scores(metrics))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from emotion_keras.errors import ConfigError
+    from emotion_keras.export import export_run
+
+    if args.crops is not None and args.crops < 1:
+        raise ConfigError(f"--crops {args.crops}: must be at least 1")
+    out = export_run(args.run_dir, args.out, n_crops=args.crops)
+    print(f"Exported to {out}")
+    return 0

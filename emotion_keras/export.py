@@ -1,0 +1,99 @@
+"""Exporting a trained run as a TensorFlow SavedModel that needs nothing of this package.
+
+The export's serving endpoint takes one full-length mel-spectrogram (float32 `[96, frames]`, any
+number of frames >= 1, unbatched: tracks differ in length) and returns the tag probabilities
+averaged over regular crops, computed in-graph exactly as `emotion-keras evaluate` computes them:
+crop i of K starts at `i * (frames - T) // (K - 1)`, and a track shorter than T frames is first
+padded as the training pipeline pads it (`emotion_keras.pipeline`). The tag names travel with it,
+both as a second output and as `tags.txt`; the native `.keras` model is written beside it.
+
+    OUT/saved_model/    tf.saved_model.load(...).serve(melspec) -> {"probabilities", "tags"}
+    OUT/model.keras     the same network for Keras users
+    OUT/tags.txt        one tag per line, in output order
+    OUT/export.json     crop length, crop count, bands, source run, versions
+
+The folder is built under a temporary name and renamed when complete, so an interrupted export
+never leaves a directory that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from emotion_keras.fileio import atomic_directory
+
+SERVE_ENDPOINT = "serve"
+
+
+def crop_average_fn(model, *, n_bands: int, crop_frames: int, n_crops: int, tags,
+                    pad_value: float):
+    """A `tf.function` from one `[n_bands, frames]` melspec to crop-averaged probabilities.
+
+    Args:
+        model: a Keras model taking `[batch, n_bands, crop_frames, 1]`.
+        n_bands, crop_frames, n_crops: the crop geometry (T and K).
+        tags: tag names, returned as the `tags` output.
+        pad_value: what a track shorter than `crop_frames` is padded with at its end (the
+            pipeline's rule, so the export agrees with evaluation).
+    """
+    import tensorflow as tf
+
+    tag_names = tf.constant(list(tags))
+
+    @tf.function(input_signature=[tf.TensorSpec([n_bands, None], tf.float32, name="melspec")])
+    def serve(melspec):
+        frames = tf.shape(melspec)[1]
+        padded = tf.pad(melspec, [[0, 0], [0, tf.maximum(crop_frames - frames, 0)]],
+                        constant_values=pad_value)
+        span = tf.maximum(frames, crop_frames) - crop_frames
+        if n_crops > 1:
+            starts = tf.range(n_crops) * span // (n_crops - 1)
+        else:
+            starts = tf.reshape(span // 2, [1])
+        index = starts[:, None] + tf.range(crop_frames)[None, :]          # [K, T]
+        crops = tf.transpose(tf.gather(padded, index, axis=1), [1, 0, 2])  # [K, bands, T]
+        probabilities = tf.cast(model(crops[..., None], training=False), tf.float32)
+        return {"probabilities": tf.reduce_mean(probabilities, axis=0), "tags": tag_names}
+
+    return serve
+
+
+def export_model(model, out_dir: str | Path, *, tags, n_bands: int, crop_frames: int,
+                 n_crops: int, pad_value: float, source: str = "") -> Path:
+    """Writes the SavedModel, the `.keras` model and the tag list to `out_dir` atomically."""
+    import keras
+    import tensorflow as tf
+
+    out_dir = Path(out_dir)
+    with atomic_directory(out_dir) as tmp:
+        archive = keras.export.ExportArchive()
+        archive.track(model)
+        archive.add_endpoint(SERVE_ENDPOINT, crop_average_fn(
+            model, n_bands=n_bands, crop_frames=crop_frames, n_crops=n_crops, tags=tags,
+            pad_value=pad_value))
+        archive.write_out(str(tmp / "saved_model"), verbose=False)
+        model.save(tmp / "model.keras")
+        (tmp / "tags.txt").write_text("\n".join(tags) + "\n", encoding="utf-8")
+        (tmp / "export.json").write_text(json.dumps({
+            "endpoint": SERVE_ENDPOINT, "input": f"float32 [{n_bands}, frames], unbatched",
+            "outputs": {"probabilities": f"float32 [{len(tags)}]", "tags": "string"},
+            "n_bands": n_bands, "crop_frames": crop_frames, "n_crops": n_crops,
+            "pad_value": pad_value, "source": source, "tensorflow": tf.__version__,
+            "keras": keras.__version__}, indent=2) + "\n")
+    return out_dir
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path | None = None,
+               n_crops: int | None = None) -> Path:
+    """Exports the best checkpoint of a run (default: `RUN/export`), with the test crop count."""
+    from emotion_keras import inference
+
+    run = inference.load_run(run_dir)
+    out_dir = Path(out_dir) if out_dir else Path(run_dir) / "export"
+    print(f"Exporting {run.checkpoint} to {out_dir} ...", file=sys.stderr)
+    return export_model(run.model, out_dir, tags=run.tags, n_bands=run.config.n_bands,
+                        crop_frames=run.config.crop_frames,
+                        n_crops=n_crops or run.config.test_crops,
+                        pad_value=inference.PAD_VALUE, source=str(run.checkpoint))
