@@ -19,7 +19,7 @@ TRAIN_FLAGS := $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(RUN),--run-dir $(RUN)) 
 	$(if $(SEED),--seed $(SEED)) $(if $(SCHEDULE),--schedule $(SCHEDULE)) \
 	$(if $(STRATEGY),--strategy $(STRATEGY))
 
-.PHONY: help venv train test test-fast bench
+.PHONY: help venv train table test test-fast bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -34,6 +34,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 train: venv ## Train MODEL (demo data unless DATA=melspecs META=metadata); SPLIT EPOCHS RUN SEED SCHEDULE
 	$(EK) train --config $(CONFIG) --model $(MODEL) --split $(SPLIT) $(DATA_FLAGS) $(TRAIN_FLAGS)
+
+# Every evaluated run directory under runs/ unless RUNS="dir1 dir2" is given.
+RUNS ?= $(patsubst %/metrics.json,%,$(wildcard runs/*/metrics.json))
+
+table: venv ## Print the paper's Table 2 (Markdown) for RUNS (default: evaluated runs/*); CSV=file
+	$(EK) table $(RUNS) $(if $(CSV),--csv $(CSV))
 
 test: venv ## Run the whole test suite
 	$(BIN)/python -m pytest
