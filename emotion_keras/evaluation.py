@@ -234,7 +234,7 @@ def auc_scores(truth, predictions, tags=None) -> tuple[dict[str, float], pd.Data
         `per_tag` has one row per tag in column order: `tag`, `pr_auc`, `roc_auc`, `positives`,
         `excluded`. The number of excluded tags is `per_tag["excluded"].sum()`.
     """
-    truth = as_truth(truth)
+    truth = as_truth(truth, "truth")
     scores = as_predictions(predictions)
     check_same_shape(truth, "truth", scores, "predictions")
     n_tags = truth.shape[1]
@@ -293,7 +293,7 @@ def choose_thresholds(truth, predictions) -> np.ndarray:
     Returns:
         float64 `[tags]` thresholds.
     """
-    truth = as_truth(truth)
+    truth = as_truth(truth, "truth")
     scores = as_predictions(predictions)
     check_same_shape(truth, "truth", scores, "predictions")
     thresholds = np.full(truth.shape[1], np.inf)
@@ -415,6 +415,22 @@ def read_metrics(run_dir) -> dict[str, float]:
         raise DataFileError(f"{path}: missing figure(s) {', '.join(missing)}; evaluate the run "
                             f"again with `emotion-keras evaluate {run_dir}`")
     return metrics
+
+
+def read_per_tag(run_dir) -> pd.DataFrame:
+    """The per-tag test table of an evaluated run directory (`per_tag.csv`)."""
+    path = Path(run_dir) / PER_TAG_FILE
+    if not path.is_file():
+        raise DataFileError(f"{path}: not found; evaluate the run first with "
+                            f"`emotion-keras evaluate {run_dir}`")
+    try:
+        per_tag = pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError) as error:
+        raise DataFileError(f"{path}: not a readable CSV ({error})") from None
+    missing = {"rank", "tag", "pr_auc", "roc_auc"} - set(per_tag.columns)
+    if missing:
+        raise DataFileError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+    return per_tag
 
 
 # --- The paper's Table 2 -------------------------------------------------------------------------

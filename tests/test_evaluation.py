@@ -327,6 +327,10 @@ def test_table_command_prints_each_runs_per_tag_table(tmp_path, capsys):
     assert "| rank | tag | PR-AUC | ROC-AUC |" in out and "| … | … |  |  |" in out
     assert "run,model,split,conv layers,residual,PR-AUC-macro" in out
 
+    (run / "per_tag.csv").unlink()
+    status, out, err = run_cli(capsys, "table", run, "--per-tag")
+    assert status == 2 and out == "" and "per_tag.csv: not found; evaluate the run first" in err
+
 
 def test_run_without_metrics_says_to_evaluate_it(tmp_path, capsys):
     run = tmp_path / "run"

@@ -59,18 +59,17 @@ def run_score(args: argparse.Namespace) -> int:
 def run_table(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import pandas as pd
-
     from emotion_keras import evaluation
     from emotion_keras.fileio import atomic_write_text
 
     frame = evaluation.table2(args.run_dirs)
+    # Read everything before printing anything, so a bad run directory prints only the error.
+    per_tag_tables = ([(Path(run_dir), evaluation.read_per_tag(run_dir))
+                       for run_dir in args.run_dirs] if args.per_tag else [])
     print(evaluation.table2_markdown(frame))
-    if args.per_tag:
-        for run_dir in map(Path, args.run_dirs):
-            per_tag = pd.read_csv(run_dir / evaluation.PER_TAG_FILE)
-            print(f"\n{run_dir.name}: per-tag test figures, best and worst by PR-AUC\n")
-            print(evaluation.table3_markdown(per_tag))
+    for run_dir, per_tag in per_tag_tables:
+        print(f"\n{run_dir.name}: per-tag test figures, best and worst by PR-AUC\n")
+        print(evaluation.table3_markdown(per_tag))
     if args.csv == "-":
         print()
         print(evaluation.table2_csv(frame), end="")
