@@ -42,8 +42,11 @@ evaluate: venv ## Score RUN's best checkpoint on the test split (writes into RUN
 export: venv ## Export RUN as a SavedModel (RUN/export, or OUT=dir)
 	$(EK) export $(RUN) $(if $(OUT),--out $(OUT))
 
-table: venv ## Print the paper's Table 2 for RUNS="runs/a runs/b" (default: every evaluated run)
-	$(EK) table $(or $(RUNS),$(dir $(wildcard runs/*/metrics.json)))
+# Every evaluated run directory under runs/ unless RUNS="dir1 dir2" is given.
+RUNS ?= $(patsubst %/metrics.json,%,$(wildcard runs/*/metrics.json))
+
+table: venv ## Print the paper's Table 2 (Markdown) for RUNS (default: evaluated runs/*); CSV=file
+	$(EK) table $(RUNS) $(if $(CSV),--csv $(CSV))
 
 test: venv ## Run the whole test suite
 	$(BIN)/python -m pytest
