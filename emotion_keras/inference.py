@@ -17,6 +17,8 @@ import numpy as np
 from emotion_keras import metadata
 from emotion_keras.config import Config
 from emotion_keras.errors import ModelError
+# Short tracks are padded as the training pipeline pads them (evaluation, export and predict agree).
+from emotion_keras.melspec_io import SILENCE_DB as PAD_VALUE
 
 CHECKPOINT = Path("checkpoints") / "best.keras"
 TAGS_FILE = "tags.txt"

@@ -236,21 +236,38 @@ def train(config: Config, run_dir: str | Path, *, verbose: int | None = None) ->
             _restore_best_weights(model, run_dir / CHECKPOINTS / BEST_FILE)
             print(f"Epoch {phase.start}: switching to {phase.optimizer} at learning rate "
                   f"{phase.learning_rate:g} from the best weights so far", file=sys.stderr)
-        history = model.fit(train_data, epochs=phase.stop, initial_epoch=max(completed,
-                                                                             phase.start),
-                            callbacks=callbacks, verbose=verbose)
+        try:
+            history = model.fit(train_data, epochs=phase.stop,
+                                initial_epoch=max(completed, phase.start),
+                                callbacks=callbacks, verbose=verbose,
+                                shuffle=False)  # the dataset shuffles itself, per epoch
+        except tf.errors.OpError as error:
+            # A file that broke after the start-up scan (NaN values, deleted, truncated) fails
+            # inside the pipeline's numpy call: surface our one-line message, not TF's trace.
+            raise _data_error(error) from None
         completed = int(read_state(run_dir / CHECKPOINTS).get("epoch", completed))
         if model.stop_training:
             break
     reports.close(best=checkpoint.best)
     last_logs = {k: float(v[-1]) for k, v in history.history.items()} if history else {}
     summary = _summary(run_dir, completed, last_logs)
+    best = "none" if summary["best"] is None else f"{summary['best']:.4f}"
     print(f"\nDone in {time.monotonic() - started:.0f} s. Best {config.monitor} "
-          f"{summary['best']} at epoch {summary['best_epoch']}.\n"
+          f"{best} at epoch {summary['best_epoch']}.\n"
           f"  run directory:  {run_dir}\n  best model:     {run_dir / CHECKPOINTS / BEST_FILE}\n"
           f"  TensorBoard:    tensorboard --logdir {run_dir / LOGS}   (or: make tensorboard)",
           file=sys.stderr)
     return summary
+
+
+def _data_error(error) -> Exception:
+    from emotion_keras.errors import DataFileError
+
+    marker = "DataFileError: "
+    message = error.message
+    if marker not in message:
+        return error
+    return DataFileError(message.split(marker, 1)[1].splitlines()[0])
 
 
 def _restore_last(model, checkpoints: Path) -> None:

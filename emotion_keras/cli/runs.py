@@ -1,4 +1,4 @@
-"""`emotion-keras evaluate` and `export`: using a trained run directory."""
+"""`emotion-keras evaluate`, `export` and `predict`: using a trained run directory."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def register(subparsers) -> None:
     export.add_argument("--crops", type=int, help="regular crops per track (default: the run's "
                                                   "test_crops)")
     export.set_defaults(func=run_export)
+    register_predict(subparsers)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -49,3 +50,47 @@ def run_export(args: argparse.Namespace) -> int:
     out = export_run(args.run_dir, args.out, n_crops=args.crops)
     print(f"Exported to {out}")
     return 0
+
+
+def register_predict(subparsers) -> None:
+    predict = subparsers.add_parser(
+        "predict", help="mood/theme tags for your own audio or .npy melspecs",
+        description="Predict all tag probabilities (crop-averaged over the whole track), the "
+                    "top-k tags and, for an evaluated run, the thresholded decisions.")
+    predict.add_argument("model", metavar="MODEL", help="a run directory or an export folder")
+    predict.add_argument("inputs", metavar="AUDIO_OR_NPY", nargs="+",
+                         help="files (.mp3 .wav .ogg .flac .npy) or folders (searched "
+                              "recursively)")
+    predict.add_argument("--format", choices=("csv", "json"), default="csv")
+    predict.add_argument("--top-k", type=int, default=5, help="top tags to list (5)")
+    predict.add_argument("--output", help="write to this file instead of standard output")
+    predict.set_defaults(func=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    import sys
+
+    from emotion_keras.errors import ConfigError
+    from emotion_keras.fileio import atomic_write_text
+    from emotion_keras.predict import expand_inputs, format_records, load_predictor, predict_files
+
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k {args.top_k}: must be at least 1")
+    files = expand_inputs(args.inputs)
+    if not files:
+        raise ConfigError(f"{' '.join(args.inputs)}: no .npy or audio files found")
+    predictor = load_predictor(args.model)
+    records, errors = predict_files(predictor, files, top_k=min(args.top_k,
+                                                                len(predictor.tags)))
+    text = format_records(records, predictor.tags, args.format)
+    if args.output:
+        atomic_write_text(args.output, text)
+        print(f"Wrote {len(records)} predictions to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    for line in errors:
+        print(f"emotion-keras predict: error: {line}", file=sys.stderr)
+    if errors:
+        print(f"emotion-keras predict: {len(errors)} of {len(files)} files failed",
+              file=sys.stderr)
+    return 1 if errors else 0

@@ -1,0 +1,106 @@
+"""Using a trained run end to end: evaluate, table, export to a SavedModel, predict.
+
+One tiny demo run is trained once for the slow tests: 12 training tracks, one epoch.
+The test subset has 56 tracks so that every tag has a positive, as the official figures need.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emotion_keras import demo, evaluation, metadata, training
+from emotion_keras.cli import main
+from emotion_keras.config import Config
+from emotion_keras.errors import ModelError
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    demo.write_demo_dataset(root / "demo", n_train=12, n_validation=8, n_test=56,
+                            progress=False)
+    data_dir, meta_dir = demo.demo_paths(root / "demo")
+    config = Config(model="vgg6", data_dir=str(data_dir), meta_dir=str(meta_dir), epochs=1,
+                    batch_size=6, val_crops=2, test_crops=3, seed=3)
+    training.train(config, root / "run", verbose=0)
+    return root / "run"
+
+
+@pytest.mark.slow
+def test_evaluate_writes_official_metrics_that_score_reproduces(trained_run, capsys):
+    assert main(["evaluate", str(trained_run), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert set(evaluation.AUC_NAMES + evaluation.DECISION_NAMES) <= set(metrics)
+    predictions = np.load(trained_run / "predictions.npy")
+    decisions = np.load(trained_run / "decisions.npy")
+    assert predictions.shape == (56, 56) and predictions.dtype == np.float32
+    assert decisions.dtype == bool and np.load(trained_run / "thresholds.npy").shape == (56,)
+    config = Config.from_json(trained_run / "config.json")
+    truth = metadata.read_subset(config.meta_dir, 0, "test").labels
+    assert evaluation.official_scores(truth, predictions, decisions) == metrics
+    assert main(["table", str(trained_run)]) == 0
+    assert "vgg6" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_export_serves_the_same_probabilities_as_evaluate_without_this_package(
+        trained_run, tmp_path):
+    assert main(["evaluate", str(trained_run)]) == 0
+    out = tmp_path / "export"
+    assert main(["export", str(trained_run), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "model.keras",
+                                                     "saved_model", "tags.txt"]
+    config = Config.from_json(trained_run / "config.json")
+    test_set = metadata.read_subset(config.meta_dir, 0, "test")
+    paths = [str(Path(config.data_dir) / p) for p in test_set.melspec_paths[:5]]
+    consumer = textwrap.dedent(f"""
+        import json, sys
+        import numpy as np, tensorflow as tf
+        assert "emotion_keras" not in sys.modules
+        served = tf.saved_model.load({str(out / "saved_model")!r})
+        rows = []
+        for path in {paths!r}:
+            result = served.serve(tf.constant(np.load(path)))
+            rows.append(result["probabilities"].numpy().tolist())
+        tags = [t.decode() for t in result["tags"].numpy()]
+        assert "emotion_keras" not in sys.modules
+        print(json.dumps({{"rows": rows, "tags": tags}}))
+    """)
+    result = subprocess.run([sys.executable, "-c", consumer], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served["tags"] == list(metadata.MOODTHEME_TAGS)
+    evaluated = np.load(trained_run / "predictions.npy")[:5]
+    assert np.abs(np.array(served["rows"]) - evaluated).max() <= 1e-5
+
+
+@pytest.mark.slow
+def test_interrupted_export_leaves_nothing_that_looks_complete(trained_run, tmp_path,
+                                                               monkeypatch):
+    import keras
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(keras.export.ExportArchive, "write_out", crash)
+    with pytest.raises(KeyboardInterrupt):
+        from emotion_keras.export import export_run
+        export_run(trained_run, tmp_path / "export")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluating_a_folder_that_is_not_a_run_is_one_clear_error(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "not a run directory (no config.json)" in capsys.readouterr().err
+    from emotion_keras.inference import load_run
+    Config().to_json(tmp_path / "config.json")
+    with pytest.raises(ModelError, match=r"best\.keras: no best checkpoint yet"):
+        load_run(tmp_path)
