@@ -34,6 +34,8 @@ class Predictor:
     thresholds: np.ndarray | None
     serve: Callable
     source: str
+    #: What `serve` belongs to (a loaded SavedModel): its variables live as long as it does.
+    owner: object = None
 
     def __call__(self, melspec: np.ndarray) -> np.ndarray:
         import tensorflow as tf
@@ -50,7 +52,7 @@ def load_predictor(path: str | Path) -> Predictor:
         info = json.loads((path / "export.json").read_text())
         served = tf.saved_model.load(str(path / "saved_model"))
         tags = tuple((path / "tags.txt").read_text(encoding="utf-8").split())
-        return Predictor(tags, info["n_bands"], None, served.serve, str(path))
+        return Predictor(tags, info["n_bands"], None, served.serve, str(path), owner=served)
     if (path / "config.json").is_file():
         from emotion_keras import inference
         from emotion_keras.export import crop_average_fn

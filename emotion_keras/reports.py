@@ -185,10 +185,13 @@ class RunReports:
 
 
 def read_summaries(logdir: str | Path) -> dict[str, dict]:
-    """Every summary under `logdir` (recursively): `{run/tag: {"plugin", "steps", "values"}}`.
+    """Every summary under `logdir` (recursively).
 
-    `run` is the event file's folder relative to `logdir`; `values` holds floats for scalars
-    and the decoded tensor for other plugins.
+    Returns:
+        `{run/tag: {"plugin", "steps", "values", "contents"}}` where `run` is the event file's
+        folder relative to `logdir`, `values` holds floats for scalars and the decoded tensor
+        for other plugins, and `contents` the plugin's own metadata bytes (HParams keeps its
+        data there).
     """
     logdir = Path(logdir)
     found: dict[str, dict] = {}
@@ -198,11 +201,13 @@ def read_summaries(logdir: str | Path) -> dict[str, dict]:
             for value in event.summary.value:
                 plugin = value.metadata.plugin_data.plugin_name or "scalars"
                 key = f"{run}/{value.tag}"
-                entry = found.setdefault(key, {"plugin": plugin, "steps": [], "values": []})
+                entry = found.setdefault(key, {"plugin": plugin, "steps": [], "values": [],
+                                               "contents": []})
                 decoded = tf.make_ndarray(value.tensor) if value.HasField("tensor") else \
                     value.simple_value
                 if plugin == "scalars":
                     decoded = float(np.asarray(decoded))
                 entry["steps"].append(int(event.step))
                 entry["values"].append(decoded)
+                entry["contents"].append(value.metadata.plugin_data.content)
     return found

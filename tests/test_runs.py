@@ -85,15 +85,15 @@ def test_export_serves_the_same_probabilities_as_evaluate_without_this_package(
 @pytest.mark.slow
 def test_interrupted_export_leaves_nothing_that_looks_complete(trained_run, tmp_path,
                                                                monkeypatch):
-    import keras
+    from emotion_keras import export
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(keras.export.ExportArchive, "write_out", crash)
+    # The last step of an export (export.json, after the SavedModel and the .keras model).
+    monkeypatch.setattr(export.json, "dumps", crash)
     with pytest.raises(KeyboardInterrupt):
-        from emotion_keras.export import export_run
-        export_run(trained_run, tmp_path / "export")
+        export.export_run(trained_run, tmp_path / "export")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -104,3 +104,48 @@ def test_evaluating_a_folder_that_is_not_a_run_is_one_clear_error(tmp_path, caps
     Config().to_json(tmp_path / "config.json")
     with pytest.raises(ModelError, match=r"best\.keras: no best checkpoint yet"):
         load_run(tmp_path)
+
+
+@pytest.mark.slow
+def test_predict_reports_bad_files_and_completes_the_others(trained_run, tmp_path, capsys):
+    config = Config.from_json(trained_run / "config.json")
+    test_set = metadata.read_subset(config.meta_dir, 0, "test")
+    good = [Path(config.data_dir) / p for p in test_set.melspec_paths[:2]]
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for i, path in enumerate(good):
+        (inputs / f"good{i}.npy").write_bytes(path.read_bytes())
+    np.save(inputs / "short.npy", np.load(good[0])[:, :300])
+    (inputs / "corrupt.npy").write_bytes(b"\x93NUMPY garbage")
+    np.save(inputs / "wrong_bands.npy", np.zeros((64, 2000), np.float32))
+    out = tmp_path / "tags.json"
+    status = main(["predict", str(trained_run), str(inputs), "--format", "json", "--top-k", "3",
+                   "--output", str(out)])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "corrupt.npy" in err and "wrong_bands.npy: shape (64, 2000), expected [96, frames]" \
+        in err and "2 of 5 files failed" in err
+    records = {Path(r["file"]).name: r for r in json.loads(out.read_text())}
+    assert sorted(records) == ["good0.npy", "good1.npy", "short.npy"]
+    assert len(records["good0.npy"]["top_tags"]) == 3
+    assert len(records["good0.npy"]["probabilities"]) == 56
+    assert "decisions" in records["good0.npy"]  # the run was evaluated: thresholds exist
+    # The same crop averaging as evaluate (20-crop test predictions of the same tracks).
+    evaluate_rows = np.load(trained_run / "predictions.npy")[:2]
+    for i in range(2):
+        got = np.array(list(records[f"good{i}.npy"]["probabilities"].values()))
+        np.testing.assert_allclose(got, evaluate_rows[i], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_predict_csv_from_an_export(trained_run, tmp_path, capsys):
+    out = tmp_path / "export"
+    assert main(["export", str(trained_run), "--out", str(out)]) == 0
+    config = Config.from_json(trained_run / "config.json")
+    track = Path(config.data_dir) / metadata.read_subset(config.meta_dir, 0, "test") \
+        .melspec_paths[0]
+    capsys.readouterr()
+    assert main(["predict", str(out), str(track)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split(",")[:3] == ["file", "top_tags", "mood/theme---action"]
+    assert len(lines) == 2 and len(lines[1].split(",")) == 2 + 56
