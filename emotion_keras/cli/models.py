@@ -1,4 +1,7 @@
-"""`emotion-keras models`: the registered architectures and their sizes."""
+"""`emotion-keras models`: the registered architectures and their sizes.
+
+Argument parsing and printing only; the figures come from `emotion_keras.models.model_summary`.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ import json
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "models", help="list the registered models with their parameter counts",
-        description="List each registered model with its input shape and parameter counts.")
+        description="List each registered model with its input shape, convolution count, "
+                    "whether it is residual, and its total and trainable parameter counts.")
     parser.add_argument("--json", action="store_true",
-                        help="print a JSON mapping from name to figures")
+                        help="print a JSON object mapping each model name to its figures")
     parser.set_defaults(func=run_models)
 
 
@@ -26,6 +30,6 @@ def run_models(args: argparse.Namespace) -> int:
           f"{'trainable':>12}")
     for name, s in summaries.items():
         shape = "x".join(map(str, s["input_shape"]))
-        print(f"{name:<10} {shape:<14} {s['conv_layers']:>5} {str(s['residual']):>8} "
+        print(f"{name:<10} {shape:<14} {s['conv_layers']:>5} {'yes' if s['residual'] else 'no':>8} "
               f"{s['total_params']:>12,} {s['trainable_params']:>12,}")
     return 0

@@ -1,129 +1,233 @@
-"""The paper's five architectures (Yi et al. 2019, Table 2), as data fed to two builders.
+"""The paper's five architectures (Yi et al. 2019, Table 2) as tables fed to one builder.
 
-A plain network is a table of stages `(filters, kernel, pool)`: convolution + BatchNormalization
-+ ELU, then max-pooling. A residual network is a stem and a table of steps, each a bottleneck
-block `(filters, stride)` or a max-pool. Details the paper leaves out follow the original
-implementation (PyTorch): a BatchNormalization over the input, "same" padding, pooling that
-rounds down, and a head of Flatten, Dropout(0.5) and Dense(56, sigmoid) on the 1x1 map.
+An architecture is a tuple of steps, read top to bottom like the paper's Table 1:
+- `Conv(filters, kernel, pool, repeat)`: `repeat` x (convolution + BatchNormalization + ELU),
+  then an optional max-pool (or average-pool);
+- `Bottleneck(filters, stride, pool)`: the residual block of Fig. 2, then an optional max-pool.
+
+`build_from_table` puts a BatchNormalization over the input in front and the head (Flatten,
+Dropout(0.5), Dense(num_tags, sigmoid)) behind, after the last pooling has reduced the map to 1x1.
+Details the paper leaves out follow the original PyTorch implementation: the input
+BatchNormalization, "same" padding, pooling that rounds down, and bias in every convolution; the
+parameter counts that confirm the match are pinned in `tests/test_models.py`.
+
+The same table also says which input sizes a model accepts (`input_size_range`), so an input that
+would not pool down to 1x1 is refused before any layer is built. Adding an architecture means
+adding a table and a three-line builder here, and one line in the registry.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import operator
 
 import keras
 from keras import layers
 
+from emotion_keras.errors import ModelError
 from emotion_keras.models.blocks import (apply_bottleneck_block, apply_conv_bn_elu, apply_head,
                                          batch_norm)
 
+DEFAULT_INPUT_SHAPE = (96, 1280, 1)
+DEFAULT_NUM_TAGS = 56
+
 
 @dataclasses.dataclass(frozen=True)
-class Stage:
-    """One plain stage: `convs` convolutions of `filters` x `kernel`, then `pool`."""
+class Conv:
+    """`repeat` plain convolutions of `filters` x `kernel` (each + BN + ELU), then `pool`."""
 
     filters: int
-    kernel: int
-    pool: tuple[int, int] | None
-    convs: int = 1
-    average: bool = False
+    kernel: int = 3
+    pool: tuple[int, int] | None = None
+    repeat: int = 1
+    average: bool = False  # average- instead of max-pooling
 
 
 @dataclasses.dataclass(frozen=True)
-class Block:
-    """One residual bottleneck block of `filters` output channels."""
+class Bottleneck:
+    """One residual bottleneck block of `filters` output channels, then `pool`."""
 
     filters: int
     stride: int = 1
+    pool: tuple[int, int] | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class Pool:
-    size: tuple[int, int]
+# The organisers' 5-convolution baseline (MediaEval 2019 task repository).
+BASELINE5 = (
+    Conv(64, 3, pool=(2, 4)),
+    Conv(128, 3, pool=(2, 4)),
+    Conv(128, 3, pool=(2, 4)),
+    Conv(128, 3, pool=(3, 5)),
+    Conv(64, 3, pool=(4, 4)),
+)
+
+# The paper's best single model; the comments are the output shapes of its Table 1.
+VGG6 = (
+    Conv(32, 3, pool=(2, 2)),    # 48 x 640 x 32
+    Conv(64, 3, pool=(2, 4)),    # 24 x 160 x 64
+    Conv(128, 3, pool=(2, 2)),   # 12 x 80 x 128
+    Conv(256, 3, pool=(2, 4)),   # 6 x 20 x 256
+    Conv(512, 3, pool=(3, 5)),   # 2 x 4 x 512
+    Conv(256, 3, pool=(2, 4)),   # 1 x 1 x 256
+)
+
+# 16 convolutions: a 5x5 stem and five bottleneck blocks, two of them downsampling.
+RES16 = (
+    Conv(64, 5, pool=(3, 5)),
+    Bottleneck(64),
+    Bottleneck(128, stride=2, pool=(2, 4)),
+    Bottleneck(128),
+    Bottleneck(256, stride=2, pool=(2, 4)),
+    Bottleneck(256, pool=(2, 4)),
+)
+
+# 18 convolutions: six bottleneck blocks straight on the input, no stem, no strides.
+RES18 = (
+    Bottleneck(64, pool=(2, 2)),
+    Bottleneck(64, pool=(2, 4)),
+    Bottleneck(128, pool=(2, 2)),
+    Bottleneck(128, pool=(2, 4)),
+    Bottleneck(256, pool=(3, 5)),
+    Bottleneck(256, pool=(2, 4)),
+)
+
+# 25 plain convolutions, no residual connections: a 7x7 stem, then four groups of six 3x3.
+VGG25 = (
+    Conv(64, 7, pool=(2, 4)),
+    Conv(64, 3, repeat=6, pool=(2, 4)),
+    Conv(128, 3, repeat=6, pool=(2, 4)),
+    Conv(256, 3, repeat=6, pool=(3, 5)),
+    Conv(512, 3, repeat=6, pool=(4, 4), average=True),
+)
 
 
-# The organisers' baseline (MediaEval 2019 task repository), 5 convolutions.
-BASELINE5 = (Stage(64, 3, (2, 4)), Stage(128, 3, (2, 4)), Stage(128, 3, (2, 4)),
-             Stage(128, 3, (3, 5)), Stage(64, 3, (4, 4)))
-
-# The paper's best model, Table 1: 48x640x32, 24x160x64, 12x80x128, 6x20x256, 2x4x512, 1x1x256.
-VGG6 = (Stage(32, 3, (2, 2)), Stage(64, 3, (2, 4)), Stage(128, 3, (2, 2)),
-        Stage(256, 3, (2, 4)), Stage(512, 3, (3, 5)), Stage(256, 3, (2, 4)))
-
-# 25 plain convolutions: a 7x7 stem, then four groups of six 3x3 convolutions.
-VGG25 = (Stage(64, 7, (2, 4)), Stage(64, 3, (2, 4), convs=6), Stage(128, 3, (2, 4), convs=6),
-         Stage(256, 3, (3, 5), convs=6), Stage(512, 3, (4, 4), convs=6, average=True))
-
-# Residual, 16 convolutions: a 5x5 stem (+ max-pool (3, 5)) and five bottleneck blocks.
-RES16_STEM = Stage(64, 5, (3, 5))
-RES16 = (Block(64), Block(128, stride=2), Pool((2, 4)), Block(128), Block(256, stride=2),
-         Pool((2, 4)), Block(256), Pool((2, 4)))
-
-# Residual, 18 convolutions: six bottleneck blocks straight on the input, no stem.
-RES18 = (Block(64), Pool((2, 2)), Block(64), Pool((2, 4)), Block(128), Pool((2, 2)),
-         Block(128), Pool((2, 4)), Block(256), Pool((3, 5)), Block(256), Pool((2, 4)))
+def _reductions(table):
+    """The table's spatial reductions in order: (factors, rounds_up) per stride or pool."""
+    for step in table:
+        if isinstance(step, Bottleneck) and step.stride != 1:
+            yield (step.stride, step.stride), True  # a strided conv rounds up (PyTorch and Keras)
+        if step.pool is not None:
+            yield step.pool, False  # pooling rounds down (PyTorch's default, Keras "valid")
 
 
-def _input(input_shape):
-    inputs = keras.Input(shape=tuple(input_shape), name="melspec")
-    return inputs, batch_norm("input_bn")(inputs)
+def _final_size(table, size: int, axis: int) -> int:
+    for factors, rounds_up in _reductions(table):
+        size = -(-size // factors[axis]) if rounds_up else size // factors[axis]
+    return size
 
 
-def _apply_stage(x, stage: Stage, name: str):
-    for i in range(stage.convs):
-        suffix = f"_{i + 1}" if stage.convs > 1 else ""
-        x = apply_conv_bn_elu(x, stage.filters, stage.kernel, f"{name}{suffix}")
-    if stage.pool is not None:
-        pool = layers.AveragePooling2D if stage.average else layers.MaxPooling2D
-        x = pool(stage.pool, name=f"{name}_pool")(x)
+def input_size_range(table, axis: int) -> tuple[int, int]:
+    """The smallest and largest input size along `axis` (0 bands, 1 frames) that ends at 1.
+
+    Each reduction maps consecutive sizes to equal or consecutive sizes, so the final size grows
+    in steps of at most 1 and the sizes that end at exactly 1 form one interval.
+    """
+    low = 1
+    while _final_size(table, low, axis) < 1:
+        low += 1
+    high = low
+    while _final_size(table, high + 1, axis) == 1:
+        high += 1
+    return low, high
+
+
+def check_arguments(name: str, table, input_shape, num_tags) -> tuple[tuple[int, int, int], int]:
+    """Validates a builder's arguments before any layer exists.
+
+    Returns:
+        `input_shape` and `num_tags` as Python ints.
+
+    Raises:
+        ModelError: a shape that is not `(bands, frames, 1)`, one that does not pool down to 1x1
+            (naming the bands and frames that do), or a tag count below 1.
+    """
+    default = "x".join(map(str, DEFAULT_INPUT_SHAPE))
+    try:
+        shape = tuple(operator.index(n) for n in input_shape)
+    except TypeError:
+        raise ModelError(f"model {name}: input shape {input_shape!r} must be three integers "
+                         f"(bands, frames, 1), e.g. {default}") from None
+    if len(shape) != 3 or min(shape) < 1 or shape[2] != 1:
+        raise ModelError(f"model {name}: input shape {shape} must be (bands, frames, 1): a "
+                         f"one-channel mel-spectrogram, e.g. {default}")
+    final = (_final_size(table, shape[0], 0), _final_size(table, shape[1], 1))
+    if final != (1, 1):
+        (b0, b1), (f0, f1) = input_size_range(table, 0), input_size_range(table, 1)
+        raise ModelError(f"model {name}: input of {shape[0]} bands x {shape[1]} frames pools "
+                         f"down to {final[0]}x{final[1]}, not 1x1; it takes {b0}-{b1} bands and "
+                         f"{f0}-{f1} frames (e.g. {default})")
+    try:
+        tags = operator.index(num_tags)
+    except TypeError:
+        tags = 0
+    if tags < 1:
+        raise ModelError(f"model {name}: num_tags {num_tags!r} must be a positive integer")
+    return shape, tags
+
+
+def _apply_step(x, step, name: str):
+    if isinstance(step, Bottleneck):
+        x = apply_bottleneck_block(x, step.filters, step.stride, name)
+    else:
+        for i in range(1, step.repeat + 1):
+            x = apply_conv_bn_elu(x, step.filters, step.kernel,
+                                  f"{name}_{i}" if step.repeat > 1 else name)
+    if step.pool is not None:
+        average = isinstance(step, Conv) and step.average
+        pool = layers.AveragePooling2D if average else layers.MaxPooling2D
+        x = pool(step.pool, name=f"{name}_pool")(x)
     return x
 
 
-def build_plain(stages, input_shape, num_tags: int, name: str) -> keras.Model:
-    """A plain network: every stage of `stages` in turn, then the head."""
-    inputs, x = _input(input_shape)
-    for i, stage in enumerate(stages, start=1):
-        x = _apply_stage(x, stage, f"stage{i}")
+def build_from_table(name: str, table, input_shape=DEFAULT_INPUT_SHAPE,
+                     num_tags: int = DEFAULT_NUM_TAGS) -> keras.Model:
+    """Builds an architecture table into an uncompiled model.
+
+    Step i of the table names its layers `block{i}_...` (e.g. `block1_conv`, `block1_pool`,
+    `block3_proj_conv`, `block2_4_conv` for the fourth convolution of a repeated step).
+
+    Args:
+        name: the model's name (used in error messages and as `model.name`).
+        table: a tuple of `Conv` and `Bottleneck` steps.
+        input_shape: `(bands, frames, 1)` of a crop.
+        num_tags: number of outputs.
+
+    Returns:
+        A `keras.Model` from input `melspec` `[batch, bands, frames, 1]` to output `tags`
+        `[batch, num_tags]` (float32 sigmoid probabilities).
+
+    Raises:
+        ModelError: see `check_arguments`.
+    """
+    input_shape, num_tags = check_arguments(name, table, input_shape, num_tags)
+    inputs = keras.Input(shape=input_shape, name="melspec")
+    # The original normalises the raw log-mel input with a BatchNormalization of its own.
+    x = batch_norm("input_bn")(inputs)
+    for i, step in enumerate(table, start=1):
+        x = _apply_step(x, step, f"block{i}")
     return keras.Model(inputs, apply_head(x, num_tags), name=name)
 
 
-def build_residual(steps, input_shape, num_tags: int, name: str,
-                   stem: Stage | None = None) -> keras.Model:
-    """A residual network: an optional stem, then bottleneck blocks and max-pools in turn."""
-    inputs, x = _input(input_shape)
-    if stem is not None:
-        x = _apply_stage(x, stem, "stem")
-    blocks = pools = 0
-    for step in steps:
-        if isinstance(step, Block):
-            blocks += 1
-            x = apply_bottleneck_block(x, step.filters, f"block{blocks}", stride=step.stride)
-        else:
-            pools += 1
-            x = layers.MaxPooling2D(step.size, name=f"pool{pools}")(x)
-    return keras.Model(inputs, apply_head(x, num_tags), name=name)
+def build_baseline5(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS):
+    """The organisers' 5-convolution baseline (paper Table 2, first row)."""
+    return build_from_table("baseline5", BASELINE5, input_shape, num_tags)
 
 
-def build_baseline5(input_shape=(96, 1280, 1), num_tags: int = 56) -> keras.Model:
-    """The organisers' 5-convolution baseline (paper Table 2, row 1)."""
-    return build_plain(BASELINE5, input_shape, num_tags, "baseline5")
+def build_vgg6(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS):
+    """The paper's 6-convolution VGG-like network with ELU (Table 1; its best single model)."""
+    return build_from_table("vgg6", VGG6, input_shape, num_tags)
 
 
-def build_vgg6(input_shape=(96, 1280, 1), num_tags: int = 56) -> keras.Model:
-    """The paper's 6-convolution VGG-like network with ELU (Table 1; best single model)."""
-    return build_plain(VGG6, input_shape, num_tags, "vgg6")
+def build_res16(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS):
+    """Residual network of 16 convolutions: a 5x5 stem and five bottleneck blocks (Table 2)."""
+    return build_from_table("res16", RES16, input_shape, num_tags)
 
 
-def build_vgg25(input_shape=(96, 1280, 1), num_tags: int = 56) -> keras.Model:
-    """25 plain convolutions, no residual connections (Table 2)."""
-    return build_plain(VGG25, input_shape, num_tags, "vgg25")
+def build_res18(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS):
+    """Residual network of 18 convolutions: six bottleneck blocks (Table 2)."""
+    return build_from_table("res18", RES18, input_shape, num_tags)
 
 
-def build_res16(input_shape=(96, 1280, 1), num_tags: int = 56) -> keras.Model:
-    """Residual network of 16 convolutions (Table 2)."""
-    return build_residual(RES16, input_shape, num_tags, "res16", stem=RES16_STEM)
-
-
-def build_res18(input_shape=(96, 1280, 1), num_tags: int = 56) -> keras.Model:
-    """Residual network of 18 convolutions (Table 2)."""
-    return build_residual(RES18, input_shape, num_tags, "res18")
+def build_vgg25(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS):
+    """25 plain convolutions without residual connections, average-pooled at the end (Table 2)."""
+    return build_from_table("vgg25", VGG25, input_shape, num_tags)

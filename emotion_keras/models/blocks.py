@@ -1,13 +1,25 @@
 """Building blocks shared by every architecture, each written once.
 
 A block is a function `apply_<block>(x, ..., name)` that takes and returns a tensor and names
-every layer from its prefix. BatchNormalization follows the original PyTorch implementation:
-epsilon 1e-5 and momentum 0.1 in PyTorch's convention, which is 0.9 in Keras's.
+every layer from its prefix (`f"{name}_conv"`, `f"{name}_bn"`, ...). Blocks use `keras.layers`
+only, never `tf.*`, so the same models build on Keras's JAX backend.
+
+Details follow the original PyTorch implementation (see `architectures`):
+- BatchNormalization with epsilon 1e-5 and momentum 0.1 in PyTorch's convention, which is
+  momentum 0.9 in Keras's (the weight of the old moving average).
+- Convolutions keep the spatial size ("same" padding). With a stride of 2, PyTorch's
+  `padding=kernel_size // 2` pads both sides equally, whereas Keras's `padding="same"` pads only the
+  bottom/right of an even-sized input and so samples the odd rows and columns; a strided
+  convolution here therefore pads explicitly, which keeps the 3x3 path of a downsampling block
+  aligned with its 1x1 projection shortcut as in the original.
+- Weight initialisers are Keras's defaults (the original used PyTorch's); this changes no shape or
+  parameter count.
+
+This module must not know about particular architectures: those are tables in `architectures`.
 """
 
 from __future__ import annotations
 
-import keras
 from keras import layers
 
 BN_EPSILON = 1e-5
@@ -15,34 +27,72 @@ BN_MOMENTUM = 0.9
 
 
 def batch_norm(name: str) -> layers.BatchNormalization:
+    """BatchNormalization with the original's epsilon and momentum."""
     return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
 
 
-def apply_conv_bn(x, filters: int, kernel_size, name: str, strides=1):
-    """Convolution ("same" padding) followed by BatchNormalization."""
-    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same", name=f"{name}_conv")(x)
+def apply_conv_bn(x, filters: int, kernel_size: int, name: str, strides: int = 1):
+    """Convolution that keeps the spatial size (divided by `strides`), then BatchNormalization.
+
+    Args:
+        x: input tensor `[batch, height, width, channels]`.
+        filters: output channels.
+        kernel_size: odd side of the square kernel.
+        name: prefix of the layer names (`{name}_conv`, `{name}_bn`, and `{name}_pad` when
+            strided).
+        strides: 1, or 2 to halve height and width (rounding up, as PyTorch does).
+
+    Returns:
+        The normalised feature map `[batch, ceil(height / strides), ceil(width / strides),
+        filters]`.
+    """
+    if strides == 1:
+        x = layers.Conv2D(filters, kernel_size, padding="same", name=f"{name}_conv")(x)
+    else:
+        # PyTorch's symmetric `padding=kernel_size // 2` (see the module docstring).
+        if kernel_size // 2:
+            x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+        x = layers.Conv2D(filters, kernel_size, strides=strides, padding="valid",
+                          name=f"{name}_conv")(x)
     return batch_norm(f"{name}_bn")(x)
 
 
-def apply_conv_bn_elu(x, filters: int, kernel_size, name: str, strides=1):
-    """Convolution, BatchNormalization, ELU: the unit of every plain network in the paper."""
+def apply_conv_bn_elu(x, filters: int, kernel_size: int, name: str, strides: int = 1):
+    """Convolution, BatchNormalization, ELU: the unit of every network in the paper.
+
+    Args:
+        x: input tensor `[batch, height, width, channels]`.
+        filters: output channels.
+        kernel_size: odd side of the square kernel.
+        name: prefix of the layer names (`{name}_conv`, `{name}_bn`, `{name}_elu`).
+        strides: 1, or 2 to halve height and width.
+
+    Returns:
+        The activated feature map.
+    """
     x = apply_conv_bn(x, filters, kernel_size, name, strides)
     return layers.ELU(name=f"{name}_elu")(x)
 
 
-def apply_bottleneck_block(x, filters: int, name: str, stride: int = 1):
+def apply_bottleneck_block(x, filters: int, stride: int, name: str):
     """The residual bottleneck block of the paper's Fig. 2.
 
-    1x1 conv -> 3x3 conv (carrying the stride) -> 1x1 conv, each with BatchNormalization and ELU
-    after the first two, added to the shortcut, then ELU. The bottleneck width is `filters`
-    throughout, as in the original implementation. When the block changes the width or
-    downsamples, the shortcut is a 1x1 convolution (with the same stride) plus BatchNormalization.
+    1x1 conv -> 3x3 conv (carrying the stride) -> 1x1 conv, each followed by BatchNormalization
+    and the first two by ELU; the result is added to the shortcut, then ELU. The inner width is
+    `filters` throughout (not `filters / 4` as in ResNet-50): only that reproduces the original's
+    parameter counts. When the block changes the width or downsamples, the shortcut is a 1x1
+    convolution with the same stride plus BatchNormalization (a projection); otherwise it is the
+    identity.
 
     Args:
         x: input tensor `[batch, height, width, channels]`.
-        filters: output channels of the block.
-        name: prefix of the block's layer names.
-        stride: 2 to halve both spatial dimensions in the 3x3 convolution.
+        filters: output channels of the block (and of each of its convolutions).
+        stride: 1, or 2 to halve height and width in the 3x3 convolution and the projection.
+        name: prefix of the layer names (`{name}_a_conv` ... `{name}_c_bn`, `{name}_proj_conv`,
+            `{name}_add`, `{name}_elu`).
+
+    Returns:
+        The block's output `[batch, ceil(height / stride), ceil(width / stride), filters]`.
     """
     shortcut = x
     if x.shape[-1] != filters or stride != 1:
@@ -55,13 +105,19 @@ def apply_bottleneck_block(x, filters: int, name: str, stride: int = 1):
 
 
 def apply_head(x, num_tags: int, name: str = "tags"):
-    """Flatten the 1x1 map, Dropout(0.5), Dense(num_tags) with a float32 sigmoid output.
+    """Flatten the 1x1 map, Dropout(0.5), then Dense(num_tags) with sigmoid in float32.
 
-    The output layer is float32 whatever the global precision policy, so mixed-precision models
-    still return float32 probabilities.
+    The output layer is float32 whatever the global precision policy, so a mixed-precision model
+    still returns float32 probabilities (and its loss is computed in float32).
+
+    Args:
+        x: the last feature map, `[batch, 1, 1, channels]`.
+        num_tags: output size.
+        name: name of the output layer.
+
+    Returns:
+        Tag probabilities `[batch, num_tags]`.
     """
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(0.5, name="dropout")(x)
     return layers.Dense(num_tags, activation="sigmoid", dtype="float32", name=name)(x)
-
-
