@@ -20,7 +20,7 @@ RUN ?= runs/$(CONFIG)-$(MODEL)-split$(SPLIT)
 TRAIN_FLAGS := --run-dir $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(SCHEDULE),--schedule $(SCHEDULE)) \
 	$(if $(STRATEGY),--strategy $(STRATEGY))
 
-.PHONY: help venv train evaluate export table test test-fast bench
+.PHONY: help venv train evaluate export table melspec predict test test-fast bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,16 @@ RUNS ?= $(patsubst %/metrics.json,%,$(wildcard runs/*/metrics.json))
 
 table: venv ## Print the paper's Table 2 (Markdown) for RUNS (default: evaluated runs/*); CSV=file
 	$(EK) table $(RUNS) $(if $(CSV),--csv $(CSV))
+
+$(VENV)/.audio: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[audio]'
+	touch $@
+
+melspec: $(VENV)/.audio ## Mel-spectrograms of AUDIO (files/folders) into OUT, as the dataset's
+	$(EK) melspec $(AUDIO) --out $(OUT)
+
+predict: $(VENV)/.audio ## Tags for AUDIO (audio or .npy files/folders) with MODEL=run-or-export dir
+	$(EK) predict $(MODEL) $(AUDIO) $(if $(FORMAT),--format $(FORMAT)) $(if $(TOP_K),--top-k $(TOP_K))
 
 test: venv ## Run the whole test suite
 	$(BIN)/python -m pytest
