@@ -20,7 +20,7 @@ RUN ?= runs/$(CONFIG)-$(MODEL)-split$(SPLIT)
 TRAIN_FLAGS := --run-dir $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(SCHEDULE),--schedule $(SCHEDULE)) \
 	$(if $(STRATEGY),--strategy $(STRATEGY))
 
-.PHONY: help venv train evaluate export table melspec predict test test-fast bench
+.PHONY: help venv train evaluate export table melspec predict tensorboard test test-fast bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ melspec: $(VENV)/.audio ## Mel-spectrograms of AUDIO (files/folders) into OUT, a
 
 predict: $(VENV)/.audio ## Tags for AUDIO (audio or .npy files/folders) with MODEL=run-or-export dir
 	$(EK) predict $(MODEL) $(AUDIO) $(if $(FORMAT),--format $(FORMAT)) $(if $(TOP_K),--top-k $(TOP_K))
+
+tensorboard: venv ## Serve the TensorBoard reviews of every run under RUNS_DIR (default runs/)
+	$(BIN)/tensorboard --logdir $(or $(RUNS_DIR),runs)
 
 test: venv ## Run the whole test suite
 	$(BIN)/python -m pytest

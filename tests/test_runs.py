@@ -108,6 +108,7 @@ def test_evaluating_a_folder_that_is_not_a_run_is_one_clear_error(tmp_path, caps
 
 @pytest.mark.slow
 def test_predict_reports_bad_files_and_completes_the_others(trained_run, tmp_path, capsys):
+    assert main(["evaluate", str(trained_run)]) == 0  # thresholds, for the decisions
     config = Config.from_json(trained_run / "config.json")
     test_set = metadata.read_subset(config.meta_dir, 0, "test")
     good = [Path(config.data_dir) / p for p in test_set.melspec_paths[:2]]
@@ -116,6 +117,9 @@ def test_predict_reports_bad_files_and_completes_the_others(trained_run, tmp_pat
     for i, path in enumerate(good):
         (inputs / f"good{i}.npy").write_bytes(path.read_bytes())
     np.save(inputs / "short.npy", np.load(good[0])[:, :300])
+    soundfile = pytest.importorskip("soundfile", reason="soundfile is part of the dev extra")
+    tone = 0.3 * np.sin(2 * np.pi * 440 * np.arange(44100 * 3) / 44100)
+    soundfile.write(inputs / "song.wav", tone.astype(np.float32), 44100)
     (inputs / "corrupt.npy").write_bytes(b"\x93NUMPY garbage")
     np.save(inputs / "wrong_bands.npy", np.zeros((64, 2000), np.float32))
     out = tmp_path / "tags.json"
@@ -124,9 +128,9 @@ def test_predict_reports_bad_files_and_completes_the_others(trained_run, tmp_pat
     err = capsys.readouterr().err
     assert status == 1
     assert "corrupt.npy" in err and "wrong_bands.npy: shape (64, 2000), expected [96, frames]" \
-        in err and "2 of 5 files failed" in err
+        in err and "2 of 6 files failed" in err
     records = {Path(r["file"]).name: r for r in json.loads(out.read_text())}
-    assert sorted(records) == ["good0.npy", "good1.npy", "short.npy"]
+    assert sorted(records) == ["good0.npy", "good1.npy", "short.npy", "song.wav"]
     assert len(records["good0.npy"]["top_tags"]) == 3
     assert len(records["good0.npy"]["probabilities"]) == 56
     assert "decisions" in records["good0.npy"]  # the run was evaluated: thresholds exist

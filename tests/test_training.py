@@ -147,6 +147,11 @@ def test_train_writes_a_self_describing_run_and_resumes(tiny_demo, tmp_path):
     assert (run / "checkpoints" / "best.keras").is_file()
     assert len(pd.read_csv(run / "val_per_tag.csv")) == 2 * 56
     assert Config.from_json(run / "config.json") == tiny_config(tiny_demo, epochs=2)
+    from emotion_keras.reports import read_summaries
+    summaries = read_summaries(run / "logs")
+    assert {"scalars", "pr_curves", "text", "images", "hparams"} <= {
+        entry["plugin"] for entry in summaries.values()}
+    assert "validation/epoch_pr_auc_macro" in summaries
     # The resumed epoch started from the saved weights: its optimizer kept counting steps.
     resumed = keras.saving.load_model(run / "checkpoints" / "epoch-0002.keras")
     assert int(resumed.optimizer.iterations.numpy()) == 2 * int(saved.optimizer.iterations.numpy())
