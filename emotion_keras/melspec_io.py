@@ -1,0 +1,298 @@
+"""Reading MTG-Jamendo mel-spectrogram files (`.npy`, `[96, frames]`) a crop at a time.
+
+The real corpus is 68 GB, far more than RAM, and a training step needs only a 1,280-frame crop of
+each track. This module reads a file's `.npy` header without its data (`read_header`), checks a
+whole subset's headers at start-up so that a missing or malformed file stops a run before its
+first epoch (`scan_melspecs`), and reads one crop by memory-mapping the file and copying only the
+crop's bytes (`read_crop`, `MelspecFile`): 96 runs of `crop_frames` values, one per band, since
+the arrays are stored bands-first.
+
+What is refused, always with a `DataFileError` naming the file and the problem: a missing or
+unreadable file, a file that is not a `.npy` file, a pickled array (object dtype; NumPy would
+have to unpickle it, which can run arbitrary code, so it is never loaded), a shape other than
+`[n_bands, frames]`, a non-float dtype, a file shorter than its header says (truncated), and NaN
+or infinite values in a crop that is read. float16 and float64 files are cast to float32.
+NaN/inf are checked in every crop read, not in whole files: finding them in the whole file would
+mean reading all of it, which is what this module exists to avoid.
+
+Padding: a track shorter than the crop is padded at its end with `PAD_VALUE`, -200 dB, the
+floor of the dataset's `lin2db` scale (digital silence in the official extraction; see
+`../shared/data/README.md`), so a padded crop reads as the track followed by silence.
+Evaluation and the exported model pad the same way.
+
+This module knows nothing about TensorFlow, labels or crop positions; `emotion_keras.pipeline`
+decides which crops to read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import mmap
+import os
+from pathlib import Path
+
+import numpy as np
+from numpy.lib import format as npy_format
+
+from emotion_keras.errors import DataFileError
+from emotion_keras.metadata import MAX_LISTED, Subset
+
+#: The value of frames past the end of a track (a track shorter than the crop is padded with it):
+#: -200 dB, the silence floor of the official melspecs (20·log10 with a floor at -200 dB).
+PAD_VALUE = -200.0
+
+# Generous for a 2-D array header; NumPy's own default limit is 10,000 characters.
+_MAX_HEADER_SIZE = 10_000
+
+
+@dataclasses.dataclass(frozen=True)
+class NpyHeader:
+    """What a `.npy` header says about the array that follows it.
+
+    Attributes:
+        shape: the array's shape.
+        dtype: the stored dtype (byte order included).
+        fortran_order: True if the data is stored column-major.
+        data_offset: byte offset of the first value in the file.
+        file_size: the file's size in bytes when the header was read.
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    data_offset: int
+    file_size: int
+
+    @property
+    def data_bytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.shape[-1])
+
+
+def read_npy_header(path: str | Path) -> NpyHeader:
+    """Reads the header of a `.npy` file without reading its data.
+
+    Raises:
+        DataFileError: the file is missing or unreadable, is not a `.npy` file (bad magic string
+            or header), uses an unsupported format version, or holds a pickled (object) array.
+    """
+    try:
+        with open(path, "rb") as handle:
+            try:
+                version = npy_format.read_magic(handle)
+                if version == (1, 0):
+                    shape, fortran_order, dtype = npy_format.read_array_header_1_0(
+                        handle, max_header_size=_MAX_HEADER_SIZE)
+                elif version == (2, 0):
+                    shape, fortran_order, dtype = npy_format.read_array_header_2_0(
+                        handle, max_header_size=_MAX_HEADER_SIZE)
+                else:
+                    # Version 3.0 exists only for structured dtypes with non-Latin-1 field
+                    # names, which a mel-spectrogram never has.
+                    raise DataFileError(f"{path}: .npy format version {version[0]}.{version[1]} "
+                                        f"is not supported (expected 1.0 or 2.0, as np.save "
+                                        f"writes for float arrays)")
+            except ValueError as error:
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                raise DataFileError(f"{path}: not a valid .npy file ({reason})") from None
+            data_offset = handle.tell()
+            file_size = os.fstat(handle.fileno()).st_size
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: melspec file not found") from None
+    except IsADirectoryError:
+        raise DataFileError(f"{path}: is a directory, expected a .npy file") from None
+    except OSError as error:
+        raise DataFileError(f"{path}: cannot be read ({error.strerror or error})") from None
+    if dtype.hasobject:
+        raise DataFileError(f"{path}: holds a pickled object array; refusing to unpickle it "
+                            f"(expected float32 values of shape [bands, frames])")
+    return NpyHeader(tuple(int(n) for n in shape), dtype, bool(fortran_order), data_offset,
+                     file_size)
+
+
+def read_header(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype a `.npy` file holds, read from its header alone.
+
+    Raises:
+        DataFileError: as `read_npy_header`.
+    """
+    header = read_npy_header(path)
+    return header.shape, header.dtype
+
+
+def header_problem(header: NpyHeader, n_bands: int = 96) -> str | None:
+    """What makes a melspec with this header unusable, or None if it is usable."""
+    if len(header.shape) != 2:
+        return (f"expected a 2-D [{n_bands}, frames] array, found shape "
+                f"{list(header.shape)}")
+    if header.shape[0] != n_bands:
+        return (f"expected {n_bands} mel bands (shape [{n_bands}, frames]), found shape "
+                f"{list(header.shape)}")
+    if header.shape[1] < 1:
+        return "holds no frames (shape [bands, 0])"
+    if header.dtype.kind != "f":
+        return f"dtype {header.dtype} is not a float type (expected float32)"
+    expected = header.data_offset + header.data_bytes
+    if header.file_size < expected:
+        return (f"truncated: its header promises {expected:,} bytes, the file has "
+                f"{header.file_size:,}")
+    return None
+
+
+def check_header(path: str | Path, n_bands: int = 96) -> NpyHeader:
+    """Reads and validates one melspec header; raises DataFileError naming the file if unusable."""
+    header = read_npy_header(path)
+    problem = header_problem(header, n_bands)
+    if problem:
+        raise DataFileError(f"{path}: {problem}")
+    return header
+
+
+def scan_melspecs(data_dir: str | Path, subset: Subset, n_bands: int = 96) -> np.ndarray:
+    """Frame counts of every track of `subset`, from the `.npy` headers alone.
+
+    Run at start-up: it reads a few hundred bytes per file, and reports every missing or
+    malformed file at once instead of failing mid-epoch on the first.
+
+    Args:
+        data_dir: the melspec root (`00/ ... 99/` of `.npy` files).
+        subset: the tracks, whose `melspec_paths` are relative to `data_dir`.
+        n_bands: the band count every file must have.
+
+    Returns:
+        int64 `[len(subset)]`, the frames of each track in subset order.
+
+    Raises:
+        DataFileError: one error listing how many files are unusable and the first few with
+            their problem (missing, not .npy, pickled, wrong shape, non-float, truncated).
+    """
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataFileError(f"--data-dir {data_dir}: not a directory (expected the melspec "
+                            f"root holding 00/ ... 99/ folders of .npy files)")
+    frames = np.zeros(len(subset), dtype=np.int64)
+    problems = []
+    for i, relative in enumerate(subset.melspec_paths):
+        try:
+            header = read_npy_header(root / relative)
+        except DataFileError as error:
+            # The error names the full path; the list below names paths relative to the root.
+            problems.append(f"{relative} ({str(error).split(': ', 1)[1]})")
+            continue
+        problem = header_problem(header, n_bands)
+        if problem:
+            problems.append(f"{relative} ({problem})")
+        else:
+            frames[i] = header.n_frames
+    if problems:
+        listed = "; ".join(problems[:MAX_LISTED])
+        more = f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise DataFileError(f"{root}: {len(problems)} of {len(subset)} melspec files of "
+                            f"{subset.name} are unusable: {listed}{more}")
+    return frames
+
+
+class MelspecFile:
+    """One melspec file, memory-mapped, from which crops are copied without reading the rest.
+
+    The mapping is released by `close()` (or leaving a `with` block), so the pages a crop touched
+    stop counting towards the process's memory: keeping maps open would let resident memory grow
+    with the corpus.
+
+    Args:
+        path: the `.npy` file.
+        header: its header if already read (it is checked either way; only reading is skipped).
+        n_bands: the band count the file must have.
+    """
+
+    def __init__(self, path: str | Path, header: NpyHeader | None = None, n_bands: int = 96):
+        self.path = path
+        self.header = header if header is not None else read_npy_header(path)
+        problem = header_problem(self.header, n_bands)
+        if problem:
+            raise DataFileError(f"{path}: {problem}")
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise DataFileError(f"{path}: melspec file not found") from None
+        except OSError as error:
+            raise DataFileError(f"{path}: cannot be read ({error.strerror or error})") from None
+        try:
+            # Checked again at every open: touching a mapped page past the end of a file that
+            # shrank after the scan would kill the process with SIGBUS instead of raising.
+            size = os.fstat(fd).st_size
+            needed = self.header.data_offset + self.header.data_bytes
+            if size < needed:
+                raise DataFileError(f"{path}: truncated: its header promises {needed:,} bytes, "
+                                    f"the file has {size:,}")
+            self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
+        finally:
+            os.close(fd)
+
+    def __enter__(self) -> "MelspecFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._map.close()
+
+    def read_into(self, start: int, out: np.ndarray) -> None:
+        """Copies frames `[start, start + out.shape[1])` into `out` (float32 `[bands, frames]`).
+
+        Frames past the end of the track are set to `PAD_VALUE`.
+
+        Raises:
+            ValueError: `start` is not a frame of the track (a caller's bug).
+            DataFileError: the copied frames hold NaN or infinite values.
+        """
+        header = self.header
+        n_bands, n_frames = header.shape
+        if not 0 <= start < n_frames:
+            raise ValueError(f"{self.path}: crop start {start} outside the track's "
+                             f"{n_frames} frames")
+        stop = min(start + out.shape[1], n_frames)
+        itemsize = header.dtype.itemsize
+        if header.fortran_order:  # frames-major on disk: each frame's bands are contiguous
+            strides, first = (itemsize, n_bands * itemsize), start * n_bands * itemsize
+        else:  # bands-major (np.save's default): one run of frames per band
+            strides, first = (n_frames * itemsize, itemsize), start * itemsize
+        view = np.ndarray((n_bands, stop - start), dtype=header.dtype, buffer=self._map,
+                          offset=header.data_offset + first, strides=strides)
+        try:
+            out[:, :stop - start] = view  # the only read of file data; casts to float32
+        finally:
+            del view  # a live view would keep the mapping from closing
+        if stop - start < out.shape[1]:
+            out[:, stop - start:] = PAD_VALUE
+        if not np.isfinite(out[:, :stop - start]).all():
+            raise DataFileError(f"{self.path}: holds NaN or infinite values in frames "
+                                f"{start}-{stop - 1} (expected finite dB values)")
+
+
+def read_crop(path: str | Path, start: int, n_frames: int, *, n_bands: int = 96,
+              header: NpyHeader | None = None) -> np.ndarray:
+    """Reads one crop of a melspec, touching only the crop's bytes.
+
+    Args:
+        path: the `.npy` file, float `[n_bands, frames]`.
+        start: the first frame of the crop (0 for a track shorter than the crop).
+        n_frames: the crop length; frames past the end of the track are `PAD_VALUE`.
+        n_bands: the band count the file must have.
+        header: the file's checked header, to skip reading it again.
+
+    Returns:
+        float32 `[n_bands, n_frames]`.
+
+    Raises:
+        DataFileError: the file is missing, not a `.npy` file, pickled, of the wrong shape or
+            dtype, truncated, or holds NaN/inf in the crop.
+    """
+    out = np.empty((n_bands, n_frames), dtype=np.float32)
+    with MelspecFile(path, header, n_bands) as melspec:
+        melspec.read_into(start, out)
+    return out
