@@ -48,6 +48,9 @@ RUNS ?= $(patsubst %/metrics.json,%,$(wildcard runs/*/metrics.json))
 table: venv ## Print the paper's Table 2 (Markdown) for RUNS (default: evaluated runs/*); CSV=file
 	$(EK) table $(RUNS) $(if $(CSV),--csv $(CSV))
 
+bench: venv ## Benchmark the tf.data pipeline on a cached stand-in corpus (TRACKS=1000, about 4 GB)
+	$(EK) bench pipeline $(if $(TRACKS),--tracks $(TRACKS))
+
 test: venv ## Run the whole test suite
 	$(BIN)/python -m pytest
 
