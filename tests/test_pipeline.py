@@ -266,3 +266,14 @@ def test_argument_mistakes_name_the_argument(melspec_corpus):
         pipeline.train_dataset(root, subset, crop_frames=T, batch_size=0, n_bands=BANDS)
     with pytest.raises(ValueError, match=r"n_frames has shape \(2,\), expected \(3,\)"):
         pipeline.eval_dataset(root, subset, [40, 40], crop_frames=T, n_bands=BANDS)
+
+
+def test_batches_kept_by_the_caller_are_never_overwritten(melspec_corpus):
+    # Batch buffers are recycled once TensorFlow drops them; batches still referenced must keep
+    # their contents (more batches than the recycler keeps, all held until the end).
+    root, subset = melspec_corpus([50] * 40)
+    dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=3, n_bands=BANDS)
+    for _ in range(2):
+        held = list(dataset)
+        tracks, _ = crop_origin(np.concatenate([x.numpy() for x, _ in held]))
+        assert sorted(tracks) == list(range(40))
