@@ -3,9 +3,11 @@
 The real corpus is 68 GB, far more than RAM, and a training step needs only a 1,280-frame crop of
 each track. This module reads a file's `.npy` header without its data (`read_header`), checks a
 whole subset's headers at start-up so that a missing or malformed file stops a run before its
-first epoch (`scan_melspecs`), and reads one crop by memory-mapping the file and copying only the
-crop's bytes (`read_crop`, `MelspecFile`): 96 runs of `crop_frames` values, one per band, since
-the arrays are stored bands-first.
+first epoch (`scan_melspecs`), and reads one crop without reading the rest of the file
+(`read_crop`, `MelspecFile`): the official files are stored bands-first, so a crop is 96 runs of
+`crop_frames` values, one per band, copied out of a memory map. `relayout_melspecs` writes an
+optional frames-major copy of a corpus (the same arrays, Fortran order on disk) in which a crop
+is one contiguous run, read with a single system call: about twice the crops per second.
 
 What is refused, always with a `DataFileError` naming the file and the problem: a missing or
 unreadable file, a file that is not a `.npy` file, a pickled array (object dtype; NumPy would
@@ -27,14 +29,19 @@ decides which crops to read.
 from __future__ import annotations
 
 import dataclasses
+import math
 import mmap
 import os
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 from numpy.lib import format as npy_format
 
-from emotion_keras.errors import DataFileError
+from emotion_keras.errors import ConfigError, DataFileError
+from emotion_keras.fileio import atomic_save_npy
 from emotion_keras.metadata import MAX_LISTED, Subset
 
 #: The value of frames past the end of a track (a track shorter than the crop is padded with it):
@@ -65,7 +72,7 @@ class NpyHeader:
 
     @property
     def data_bytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        return math.prod(self.shape) * self.dtype.itemsize  # math.prod: np.prod costs 5 us
 
     @property
     def n_frames(self) -> int:
@@ -196,41 +203,49 @@ def scan_melspecs(data_dir: str | Path, subset: Subset, n_bands: int = 96) -> np
 
 
 class MelspecFile:
-    """One melspec file, memory-mapped, from which crops are copied without reading the rest.
+    """One open melspec file from which crops are copied without reading the rest.
 
-    The mapping is released by `close()` (or leaving a `with` block), so the pages a crop touched
-    stop counting towards the process's memory: keeping maps open would let resident memory grow
-    with the corpus.
+    How a crop is read depends on the file's layout:
+
+    - bands-major (C order, `np.save`'s default and the official download): a crop is one run
+      of frames per band, 96 runs far apart. The file is memory-mapped and the runs copied
+      out; the mapping is released by `close()`, so the pages a crop touched stop counting
+      towards the process's memory (keeping maps open would let it grow with the corpus).
+    - frames-major (Fortran order, as `relayout_melspecs` writes): a crop is one contiguous run
+      of bytes, read with a single `pread` into a per-thread scratch buffer and transposed into
+      place: no page-table work, one system call, about twice as fast.
 
     Args:
         path: the `.npy` file.
-        header: its header if already read (it is checked either way; only reading is skipped).
+        header: its header as `check_header` returned it (trusted: the pipelines open a file
+            per crop and check each header once); read and checked here when None.
         n_bands: the band count the file must have.
     """
 
     def __init__(self, path: str | Path, header: NpyHeader | None = None, n_bands: int = 96):
         self.path = path
-        self.header = header if header is not None else read_npy_header(path)
-        problem = header_problem(self.header, n_bands)
-        if problem:
-            raise DataFileError(f"{path}: {problem}")
+        self.header = header if header is not None else check_header(path, n_bands)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            self._fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
             raise DataFileError(f"{path}: melspec file not found") from None
         except OSError as error:
             raise DataFileError(f"{path}: cannot be read ({error.strerror or error})") from None
+        self._map = None
+        if self.header.fortran_order:
+            return  # read with pread, which reports a short file itself
         try:
             # Checked again at every open: touching a mapped page past the end of a file that
             # shrank after the scan would kill the process with SIGBUS instead of raising.
-            size = os.fstat(fd).st_size
+            size = os.fstat(self._fd).st_size
             needed = self.header.data_offset + self.header.data_bytes
             if size < needed:
                 raise DataFileError(f"{path}: truncated: its header promises {needed:,} bytes, "
                                     f"the file has {size:,}")
-            self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
-        finally:
-            os.close(fd)
+            self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
+        except BaseException:
+            os.close(self._fd)
+            raise
 
     def __enter__(self) -> "MelspecFile":
         return self
@@ -239,7 +254,9 @@ class MelspecFile:
         self.close()
 
     def close(self) -> None:
-        self._map.close()
+        if self._map is not None:
+            self._map.close()
+        os.close(self._fd)
 
     def read_into(self, start: int, out: np.ndarray) -> None:
         """Copies frames `[start, start + out.shape[1])` into `out` (float32 `[bands, frames]`).
@@ -248,7 +265,7 @@ class MelspecFile:
 
         Raises:
             ValueError: `start` is not a frame of the track (a caller's bug).
-            DataFileError: the copied frames hold NaN or infinite values.
+            DataFileError: the copied frames hold NaN or infinite values, or the file shrank.
         """
         header = self.header
         n_bands, n_frames = header.shape
@@ -256,22 +273,45 @@ class MelspecFile:
             raise ValueError(f"{self.path}: crop start {start} outside the track's "
                              f"{n_frames} frames")
         stop = min(start + out.shape[1], n_frames)
-        itemsize = header.dtype.itemsize
-        if header.fortran_order:  # frames-major on disk: each frame's bands are contiguous
-            strides, first = (itemsize, n_bands * itemsize), start * n_bands * itemsize
-        else:  # bands-major (np.save's default): one run of frames per band
-            strides, first = (n_frames * itemsize, itemsize), start * itemsize
-        view = np.ndarray((n_bands, stop - start), dtype=header.dtype, buffer=self._map,
-                          offset=header.data_offset + first, strides=strides)
-        try:
-            out[:, :stop - start] = view  # the only read of file data; casts to float32
-        finally:
-            del view  # a live view would keep the mapping from closing
+        if header.fortran_order:
+            self._read_frames_major(start, stop, out)
+        else:
+            view = np.ndarray((n_bands, stop - start), dtype=header.dtype, buffer=self._map,
+                              offset=header.data_offset + start * header.dtype.itemsize,
+                              strides=(n_frames * header.dtype.itemsize, header.dtype.itemsize))
+            try:
+                out[:, :stop - start] = view  # the only read of file data; casts to float32
+            finally:
+                del view  # a live view would keep the mapping from closing
         if stop - start < out.shape[1]:
             out[:, stop - start:] = PAD_VALUE
         if not np.isfinite(out[:, :stop - start]).all():
             raise DataFileError(f"{self.path}: holds NaN or infinite values in frames "
                                 f"{start}-{stop - 1} (expected finite dB values)")
+
+    def _read_frames_major(self, start: int, stop: int, out: np.ndarray) -> None:
+        header = self.header
+        n_bands = header.shape[0]
+        frames = _scratch((stop - start, n_bands), header.dtype)
+        wanted = frames.nbytes
+        got = os.preadv(self._fd, [memoryview(frames).cast("B")],
+                        header.data_offset + start * n_bands * header.dtype.itemsize)
+        if got != wanted:
+            raise DataFileError(f"{self.path}: truncated while reading: got {got:,} of "
+                                f"{wanted:,} bytes")
+        out[:, :stop - start] = frames.T
+
+
+_THREAD_LOCAL = threading.local()
+
+
+def _scratch(shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
+    """This thread's reusable buffer, as an array of `shape` and `dtype` (contents undefined)."""
+    n_bytes = shape[0] * shape[1] * dtype.itemsize
+    raw = getattr(_THREAD_LOCAL, "scratch", None)
+    if raw is None or raw.nbytes < n_bytes:
+        raw = _THREAD_LOCAL.scratch = np.empty(n_bytes, dtype=np.uint8)
+    return raw[:n_bytes].view(dtype).reshape(shape)
 
 
 def read_crop(path: str | Path, start: int, n_frames: int, *, n_bands: int = 96,
@@ -283,7 +323,7 @@ def read_crop(path: str | Path, start: int, n_frames: int, *, n_bands: int = 96,
         start: the first frame of the crop (0 for a track shorter than the crop).
         n_frames: the crop length; frames past the end of the track are `PAD_VALUE`.
         n_bands: the band count the file must have.
-        header: the file's checked header, to skip reading it again.
+        header: the file's header, to skip reading it again (still checked).
 
     Returns:
         float32 `[n_bands, n_frames]`.
@@ -293,6 +333,89 @@ def read_crop(path: str | Path, start: int, n_frames: int, *, n_bands: int = 96,
             dtype, truncated, or holds NaN/inf in the crop.
     """
     out = np.empty((n_bands, n_frames), dtype=np.float32)
+    if header is not None:
+        problem = header_problem(header, n_bands)
+        if problem:
+            raise DataFileError(f"{path}: {problem}")
     with MelspecFile(path, header, n_bands) as melspec:
         melspec.read_into(start, out)
     return out
+
+
+def write_frames_major(source: str | Path, target: str | Path, n_bands: int = 96) -> None:
+    """Writes the melspec `source` again, frames-major (Fortran order), to `target` (atomically).
+
+    The array is the same (`np.load` returns equal arrays of shape `[bands, frames]`); only the
+    order of bytes on disk changes, so that every crop is one contiguous run of bytes.
+    """
+    check_header(source, n_bands)
+    array = np.load(source, mmap_mode="r", allow_pickle=False)
+    atomic_save_npy(target, np.asfortranarray(array))
+
+
+def relayout_melspecs(source_dir: str | Path, target_dir: str | Path, *, n_bands: int = 96,
+                      progress: bool = True) -> dict:
+    """Writes a frames-major copy of every `.npy` file under `source_dir` into `target_dir`.
+
+    The optional faster layout for training: crops of frames-major files are read with one
+    system call instead of 96 page-mapped runs (see `MelspecFile`); the pipeline reads both
+    layouts and gives the same crops. Relative paths are kept (`48/948.npy`), so the copy is a
+    drop-in `--data-dir`. Files already converted are skipped, so an interrupted run resumes;
+    each file is written atomically.
+
+    Returns:
+        `{"converted": n, "skipped": n, "bytes": n}` (bytes written).
+
+    Raises:
+        DataFileError: `source_dir` holds no `.npy` files, or some files are unusable (listed,
+            after converting all the others).
+        ConfigError: `target_dir` is `source_dir` or inside it.
+    """
+    source_dir, target_dir = Path(source_dir), Path(target_dir)
+    if not source_dir.is_dir():
+        raise DataFileError(f"{source_dir}: not a directory (expected the melspec root holding "
+                            f"00/ ... 99/ folders of .npy files)")
+    if target_dir.resolve() == source_dir.resolve() or \
+            source_dir.resolve() in target_dir.resolve().parents:
+        raise ConfigError(f"{target_dir}: must be outside the source folder {source_dir}")
+    files = sorted(source_dir.rglob("*.npy"))
+    if not files:
+        raise DataFileError(f"{source_dir}: holds no .npy files")
+    counts = {"converted": 0, "skipped": 0, "bytes": 0}
+    problems = []
+    started = time.monotonic()
+    for done, path in enumerate(files, start=1):
+        relative = path.relative_to(source_dir)
+        target = target_dir / relative
+        try:
+            header = check_header(path, n_bands)
+        except DataFileError as error:
+            problems.append(f"{relative} ({str(error).split(': ', 1)[1]})")
+            continue
+        if target.is_file() and _is_frames_major_copy(target, header):
+            counts["skipped"] += 1
+        else:
+            write_frames_major(path, target, n_bands)
+            counts["converted"] += 1
+            counts["bytes"] += target.stat().st_size
+        if progress and (done % 100 == 0 or done == len(files)):
+            print(f"\rrelayout: {done}/{len(files)} files ({time.monotonic() - started:.0f} s)",
+                  end="", file=sys.stderr)
+    if progress:
+        print(file=sys.stderr)
+    if problems:
+        listed = "; ".join(problems[:MAX_LISTED])
+        more = f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise DataFileError(f"{source_dir}: {len(problems)} of {len(files)} files are unusable "
+                            f"and were not converted: {listed}{more}")
+    return counts
+
+
+def _is_frames_major_copy(target: Path, header: NpyHeader) -> bool:
+    try:
+        copy = read_npy_header(target)
+    except DataFileError:
+        return False
+    return (copy.shape == header.shape and copy.fortran_order
+            and header_problem(copy, header.shape[0]) is None)
+

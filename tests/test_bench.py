@@ -32,6 +32,8 @@ def test_corpus_is_written_once_and_reused(tmp_path):
     assert generated and info["tracks"] == 5
     first = sorted((tmp_path / "c" / "melspecs").rglob("*.npy"))
     assert len(first) == 5
+    copy = tmp_path / "c" / bench.FRAMES_MAJOR / "00" / "0.npy"  # the first quarter: 1 track
+    np.testing.assert_array_equal(np.load(copy), np.load(tmp_path / "c" / "melspecs/00/0.npy"))
     for path, n in zip(sorted(first, key=lambda p: int(p.stem)), info["frames"]):
         array = np.load(path)
         assert array.shape == (96, n) and array.dtype == np.float32
@@ -53,6 +55,8 @@ def test_benchmark_reports_every_figure_on_a_tiny_corpus(tmp_path):
                 "speedup_vs_baseline", "peak_rss_mb", "tracks", "corpus_gb"):
         assert key in result
     assert result["tracks"] == 4 and result["small_corpus"]["tracks"] == 1
+    assert result["frames_major"]["tracks"] == 1
+    assert result["frames_major"]["train_crops_per_s"] > 0
     for key in ("train_crops_per_s", "eval_crops_per_s", "baseline_crops_per_s",
                 "peak_rss_mb", "corpus_gb"):
         assert result[key] > 0, key

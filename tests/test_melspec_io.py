@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from numpy.lib import format as npy_format
 
-from emotion_keras.errors import DataFileError
-from emotion_keras.melspec_io import (PAD_VALUE, read_crop, read_header, read_npy_header,
-                                      scan_melspecs)
+from emotion_keras.errors import ConfigError, DataFileError
+from emotion_keras.melspec_io import (PAD_VALUE, MelspecFile, read_crop, read_header,
+                                      read_npy_header, relayout_melspecs, scan_melspecs)
 from emotion_keras.metadata import Subset
 
 
@@ -41,11 +41,30 @@ def test_crop_is_exactly_the_requested_frames_of_every_band(tmp_path):
     np.testing.assert_array_equal(read_crop(path, 3000 - 1280, 1280), array[:, -1280:])
 
 
-def test_fortran_order_files_read_the_same(tmp_path):
-    array = np.random.default_rng(1).normal(size=(8, 50)).astype(np.float32)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, ">f4"])
+def test_frames_major_files_give_the_same_crops(tmp_path, dtype):
+    array = np.random.default_rng(1).normal(size=(8, 50)).astype(dtype)
     path = save(tmp_path / "f.npy", np.asfortranarray(array))
     assert read_npy_header(path).fortran_order
-    np.testing.assert_array_equal(read_crop(path, 7, 20, n_bands=8), array[:, 7:27])
+    np.testing.assert_array_equal(read_crop(path, 7, 20, n_bands=8),
+                                  array[:, 7:27].astype(np.float32))
+    padded = read_crop(path, 40, 20, n_bands=8)
+    np.testing.assert_array_equal(padded[:, :10], array[:, 40:].astype(np.float32))
+    np.testing.assert_array_equal(padded[:, 10:], PAD_VALUE)
+
+
+def test_file_shrinking_after_it_was_opened_is_an_error_not_a_crash(tmp_path):
+    for name, array in (("c.npy", np.zeros((8, 1000), np.float32)),
+                        ("f.npy", np.asfortranarray(np.zeros((8, 1000), np.float32)))):
+        path = save(tmp_path / name, array)
+        with MelspecFile(path, n_bands=8) as melspec:
+            with open(path, "r+b") as handle:
+                handle.truncate(200)
+            if name == "f.npy":
+                with pytest.raises(DataFileError, match=r"f\.npy: truncated while reading"):
+                    melspec.read_into(900, np.empty((8, 50), np.float32))
+        with pytest.raises(DataFileError, match=r"truncated: its header promises"):
+            read_crop(path, 900, 50, n_bands=8)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float64, ">f4"])
@@ -177,3 +196,28 @@ def test_scan_of_a_missing_data_dir_names_the_flag(tmp_path, melspec_corpus):
     _, subset = melspec_corpus([10])
     with pytest.raises(DataFileError, match=r"--data-dir .*nowhere: not a directory"):
         scan_melspecs(tmp_path / "nowhere", subset, n_bands=8)
+
+
+def test_relayout_writes_the_same_arrays_frames_major_and_resumes(tmp_path, melspec_corpus):
+    root, subset = melspec_corpus([30, 1, 200, 75], values="random")
+    counts = relayout_melspecs(root, tmp_path / "fm", n_bands=8, progress=False)
+    assert counts["converted"] == 4 and counts["skipped"] == 0
+    for path in subset.melspec_paths:
+        copy = tmp_path / "fm" / path
+        np.testing.assert_array_equal(np.load(copy), np.load(root / path))
+        header = read_npy_header(copy)
+        assert header.fortran_order or header.shape[1] == 1
+    again = relayout_melspecs(root, tmp_path / "fm", n_bands=8, progress=False)
+    assert again["skipped"] == 3  # the 1-frame track is both orders; rewriting it is harmless
+
+
+def test_relayout_converts_the_good_files_and_lists_the_bad(tmp_path, melspec_corpus):
+    root, subset = melspec_corpus([30, 40])
+    save(root / "07/bad.npy", np.zeros((3, 10), np.float32))
+    with pytest.raises(DataFileError, match=r"1 of 3 files are unusable and were not converted: "
+                                            r"07/bad\.npy \(expected 8 mel bands"):
+        relayout_melspecs(root, tmp_path / "fm", n_bands=8, progress=False)
+    assert all((tmp_path / "fm" / p).is_file() for p in subset.melspec_paths)
+    with pytest.raises(ConfigError, match="must be outside the source folder"):
+        relayout_melspecs(root, root / "inside", n_bands=8, progress=False)
+

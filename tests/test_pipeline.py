@@ -277,3 +277,19 @@ def test_batches_kept_by_the_caller_are_never_overwritten(melspec_corpus):
         held = list(dataset)
         tracks, _ = crop_origin(np.concatenate([x.numpy() for x, _ in held]))
         assert sorted(tracks) == list(range(40))
+
+
+def test_frames_major_copy_gives_exactly_the_same_batches(tmp_path, melspec_corpus):
+    from emotion_keras.melspec_io import relayout_melspecs
+
+    root, subset = melspec_corpus([16, 40, 5, 300, 77] * 3)
+    relayout_melspecs(root, tmp_path / "frames-major", n_bands=BANDS, progress=False)
+    for make in (lambda d: pipeline.train_dataset(d, subset, crop_frames=T, batch_size=4,
+                                                  n_bands=BANDS, seed=7),
+                 lambda d: pipeline.eval_dataset(d, subset, n_crops=3, crop_frames=T,
+                                                 batch_size=4, n_bands=BANDS)):
+        for a, b in zip(make(root), make(tmp_path / "frames-major"), strict=True):
+            for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple)
+                            else (b,)):
+                np.testing.assert_array_equal(x.numpy(), y.numpy())
+
