@@ -9,10 +9,12 @@ a track's prediction is the mean of its crops' sigmoid outputs.
 
 How it streams: each dataset starts from track *indices* (`Dataset.range`), so shuffling, crop
 positions and sharding are decided on small integers before any file is touched; then one
-`tf.numpy_function` per batch reads that batch's crops with `emotion_keras.melspec_io` (memory
-map, copy only the crop's bytes, unmap), several batches in parallel, prefetched ahead of the
-model. Memory is a few batches, whatever the corpus size. One Python call per *batch* rather than
-per crop keeps the interpreter's per-call cost (and the GIL) off the critical path.
+`tf.numpy_function` per batch reads that batch's crops with `emotion_keras.melspec_io`, which
+touches only each crop's bytes (a memory map for the official bands-major files, one `pread` for
+the optional frames-major copy), several batches in parallel, prefetched ahead of the model.
+Memory is a few batches, whatever the corpus size. One Python call per *batch* rather than per
+crop keeps the interpreter's per-call cost (and the GIL) off the critical path, and batches are
+handed to TensorFlow without a copy. Figures and what bounds them: BENCHMARKS.md.
 
 Reproducibility: `seed` fixes the shuffling and the random crop positions of every epoch (both
 come from seeded `tf.data` ops that run before the parallel reads, whose outputs keep their
@@ -90,9 +92,9 @@ class CropReader:
     """Reads batches of crops of one subset's tracks: the NumPy side of the pipelines.
 
     Headers are read (and checked against the start-up scan) on a track's first read and cached;
-    each crop maps its file, copies the crop and unmaps it, so nothing of the corpus stays in
-    memory. Consecutive crops of the same track (evaluation) share one mapping. Safe to call
-    from several `tf.data` threads at once.
+    each crop opens its file, copies the crop out (`melspec_io.MelspecFile`) and closes it, so
+    nothing of the corpus stays in memory. Consecutive crops of the same track (evaluation)
+    share one opening. Safe to call from several `tf.data` threads at once.
 
     Args:
         data_dir: the melspec root.
