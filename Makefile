@@ -61,6 +61,9 @@ predict: $(VENV)/.audio ## Tags for AUDIO (audio or .npy files/folders) with MOD
 tensorboard: venv ## Serve the TensorBoard reviews of every run under RUNS_DIR (default runs/)
 	$(BIN)/tensorboard --logdir $(or $(RUNS_DIR),runs)
 
+bench: venv ## Benchmark the tf.data pipeline on a cached stand-in corpus (TRACKS=1000, about 4 GB)
+	$(EK) bench pipeline $(if $(TRACKS),--tracks $(TRACKS))
+
 test: venv ## Run the whole test suite
 	$(BIN)/python -m pytest
 

@@ -18,7 +18,7 @@ from emotion_keras import metadata
 from emotion_keras.config import Config
 from emotion_keras.errors import ModelError
 # Short tracks are padded as the training pipeline pads them (evaluation, export and predict agree).
-from emotion_keras.melspec_io import SILENCE_DB as PAD_VALUE
+from emotion_keras.melspec_io import PAD_VALUE
 
 CHECKPOINT = Path("checkpoints") / "best.keras"
 TAGS_FILE = "tags.txt"
@@ -64,9 +64,10 @@ def predict_subset(run: TrainedRun, subset: metadata.Subset, n_crops: int) -> np
     n_frames = scan_melspecs(config.data_dir, subset, n_bands=config.n_bands)
     print(f"Predicting {len(subset)} tracks of {subset.name} with {n_crops} crops each...",
           file=sys.stderr)
-    return pipeline.predict_tracks(run.model, config.data_dir, subset, n_frames, n_crops=n_crops,
-                                   crop_frames=config.crop_frames, batch_size=config.batch_size,
-                                   n_bands=config.n_bands)
+    with pipeline.data_errors():
+        return pipeline.predict_tracks(run.model, config.data_dir, subset, n_frames,
+                                       n_crops=n_crops, crop_frames=config.crop_frames,
+                                       batch_size=config.batch_size, n_bands=config.n_bands)
 
 
 def evaluate_run(run_dir: str | Path, split: int | None = None, subset: str = "test") -> dict:

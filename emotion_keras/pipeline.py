@@ -1,155 +1,404 @@
-"""The tf.data pipeline: random crops for training, regular crops for evaluation.
+"""Streaming `tf.data` pipelines of mel-spectrogram crops: random crops to train, regular crops to
+evaluate, and crop-averaged predictions.
 
-Training (paper §3.3): every epoch the tracks are shuffled and one random `crop_frames`-frame
-crop (T = 1280, 27.3 s) is read from each, with its multi-hot labels, in batches of 64.
-Evaluation: K crops per track at regular intervals — crop i starts at `i * (n - T) // (K - 1)`
-(K = 10 for validation, 20 for test) — and a track's prediction is the mean of its crops'
-sigmoid outputs. Crops of consecutive tracks share batches, so the model always sees full
-batches; predictions come back in subset order.
+Training (Yi et al. 2019, §3.3): every epoch shuffles the tracks and reads one random
+`crop_frames`-frame crop (the paper's T = 1280, 27.3 s) from each, with its multi-hot labels, in
+batches of 64. Evaluation reads K crops per track at regular intervals, crop i of K starting at
+`i * (n_frames - T) // (K - 1)` (K = 10 for validation, 20 for test), batched across tracks, and
+a track's prediction is the mean of its crops' sigmoid outputs.
 
-Reading is batched: one `tf.numpy_function` call reads a whole batch of crops through memory
-maps (`emotion_keras.melspec_io.read_crop`), several batches are read in parallel, and batches
-are prefetched, so reading overlaps compute and memory does not grow with the corpus.
+How it streams: each dataset starts from track *indices* (`Dataset.range`), so shuffling, crop
+positions and sharding are decided on small integers before any file is touched; then one
+`tf.numpy_function` per batch reads that batch's crops with `emotion_keras.melspec_io`, which
+touches only each crop's bytes (a memory map for the official bands-major files, one `pread` for
+the optional frames-major copy), several batches in parallel, prefetched ahead of the model.
+Memory is a few batches, whatever the corpus size. One Python call per *batch* rather than per
+crop keeps the interpreter's per-call cost (and the GIL) off the critical path, and batches are
+handed to TensorFlow without a copy. Figures and what bounds them: BENCHMARKS.md.
 
-A track shorter than T frames is padded at its end with digital silence (-200 dB) and cropped
-from its start; a track of exactly T frames is its own single crop position.
+Reproducibility: `seed` fixes the shuffling and the random crop positions of every epoch (both
+come from seeded `tf.data` ops that run before the parallel reads, whose outputs keep their
+order). Sharding for multi-worker training is by track index (`shard=(num_workers, index)`),
+before any read; this module does not set up distribution itself.
 
-Outputs are channels-last, ready for the models: x `[batch, bands, T, 1]` float32 and
-y `[batch, tags]` float32.
+This module must not decide hyper-parameters (callers pass the `Config` values) or parse files
+itself (that is `melspec_io`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from emotion_keras.melspec_io import read_crop, scan_melspecs
+from emotion_keras.errors import ConfigError, DataFileError
+from emotion_keras.melspec_io import PAD_VALUE, MelspecFile, NpyHeader, check_header, scan_melspecs
+from emotion_keras.metadata import Subset
+
+#: Batches read ahead of the model, beyond those being read in parallel.
+PREFETCH_BATCHES = 2
+
+__all__ = ["PAD_VALUE", "CropReader", "data_errors", "eval_dataset", "predict_tracks",
+           "random_crop_start", "regular_crop_starts", "train_dataset"]
 
 
-def regular_crop_starts(n_frames: int, crop_frames: int, n_crops: int) -> np.ndarray:
-    """Starts of `n_crops` crops spread regularly over a track, first at 0, last at the end.
+def random_crop_start(n_frames, crop_frames: int, random_values) -> np.ndarray:
+    """Maps random integers to uniformly distributed crop starts.
 
-    Crop i starts at `i * (n_frames - crop_frames) // (n_crops - 1)`; one crop is centred.
-    A track shorter than a crop has every crop at 0 (it is padded).
+    Args:
+        n_frames: frames of each track (int or array).
+        crop_frames: the crop length T.
+        random_values: random integers (any sign), one per track, broadcast against `n_frames`.
+
+    Returns:
+        int64 starts in `[0, max(n_frames - T, 0)]` (both ends included); 0 for a track shorter
+        than T, which is then padded.
     """
-    span = max(int(n_frames) - crop_frames, 0)
+    span = np.maximum(np.asarray(n_frames, dtype=np.int64) - crop_frames, 0)
+    # NumPy's % takes the divisor's sign, so negative draws give valid starts too; the bias of a
+    # 64-bit draw modulo a span of at most ~10^6 frames is below 10^-12.
+    return np.asarray(random_values, dtype=np.int64) % (span + 1)
+
+
+def regular_crop_starts(n_frames, crop_frames: int, n_crops: int) -> np.ndarray:
+    """Starts of `n_crops` crops at regular intervals (paper §3.3).
+
+    Crop i of K starts at `i * (n_frames - T) // (K - 1)`, so the first crop starts at the
+    track's first frame and the last one ends at its last frame. With K = 1 the single crop is
+    centred. A track shorter than T has all crops at 0 (padded).
+
+    Args:
+        n_frames: frames of a track, or an array of them.
+        crop_frames: the crop length T.
+        n_crops: K, at least 1.
+
+    Returns:
+        int64 `[..., K]`: the starts for each track.
+    """
+    if n_crops < 1:
+        raise ConfigError(f"n_crops={n_crops}: must be at least 1")
+    span = np.maximum(np.asarray(n_frames, dtype=np.int64) - crop_frames, 0)[..., None]
     if n_crops == 1:
-        return np.array([span // 2], dtype=np.int64)
+        return span // 2
     return np.arange(n_crops, dtype=np.int64) * span // (n_crops - 1)
 
 
-def random_crop_starts(n_frames: np.ndarray, crop_frames: int,
-                       rng: np.random.Generator) -> np.ndarray:
-    """One uniformly random start per track, in `[0, n_frames - crop_frames]`."""
-    span = np.maximum(np.asarray(n_frames, dtype=np.int64) - crop_frames, 0)
-    return rng.integers(0, span + 1)
+class CropReader:
+    """Reads batches of crops of one subset's tracks: the NumPy side of the pipelines.
 
-
-def _paths(data_dir, subset) -> np.ndarray:
-    root = Path(data_dir)
-    return np.array([str(root / p) for p in subset.melspec_paths])
-
-
-def _batch_reader(paths: np.ndarray, crop_frames: int, n_bands: int):
-    def read(indices: np.ndarray, starts: np.ndarray) -> np.ndarray:
-        batch = np.empty((len(indices), n_bands, crop_frames, 1), dtype=np.float32)
-        for k, (i, start) in enumerate(zip(indices, starts)):
-            batch[k, :, :, 0] = read_crop(paths[i], int(start), crop_frames)
-        return batch
-    return read
-
-
-def _read_batches(dataset, paths, crop_frames: int, n_bands: int, parallel_reads):
-    """Maps `(indices, starts, ...)` batches to `(crops, ...)` via one numpy call per batch."""
-    read = _batch_reader(paths, crop_frames, n_bands)
-
-    def load(indices, starts, *rest):
-        crops = tf.numpy_function(read, [indices, starts], tf.float32, stateful=False)
-        crops = tf.ensure_shape(crops, [None, n_bands, crop_frames, 1])
-        return (crops, *rest) if rest else crops
-
-    return dataset.map(load, num_parallel_calls=parallel_reads, deterministic=True)
-
-
-def train_dataset(data_dir, subset, n_frames=None, *, crop_frames: int = 1280,
-                  batch_size: int = 64, n_bands: int = 96, seed: int = 0, shuffle: bool = True,
-                  parallel_reads=tf.data.AUTOTUNE, num_shards: int = 1,
-                  shard_index: int = 0) -> tf.data.Dataset:
-    """One random crop of every track per epoch, shuffled, batched, with labels.
+    Headers are read (and checked against the start-up scan) on a track's first read and cached;
+    each crop opens its file, copies the crop out (`melspec_io.MelspecFile`) and closes it, so
+    nothing of the corpus stays in memory. Consecutive crops of the same track (evaluation)
+    share one opening. Safe to call from several `tf.data` threads at once.
 
     Args:
         data_dir: the melspec root.
-        subset: an `emotion_keras.metadata.Subset` (its labels are the targets).
-        n_frames: frame counts from `scan_melspecs` (scanned when None).
-        crop_frames, batch_size, n_bands: crop length T, batch size, band count.
-        seed: fixes the shuffle order and the crop positions of every epoch.
-        shuffle: shuffle the tracks every epoch.
-        num_shards, shard_index: read only every `num_shards`-th track, from `shard_index`
-            (for multi-worker training: no track is read twice per epoch).
-
-    Returns:
-        A dataset of `(x [batch, n_bands, crop_frames, 1], y [batch, n_tags])`; iterating it
-        again gives the next epoch (new order, new crops).
+        subset: the tracks (their `melspec_paths`).
+        n_frames: each track's frames, as `scan_melspecs` found them.
+        crop_frames: the crop length T.
+        n_bands: bands of every file.
     """
-    if n_frames is None:
-        n_frames = scan_melspecs(data_dir, subset, n_bands)
-    paths = _paths(data_dir, subset)
-    labels = subset.labels.astype(np.float32)
-    spans = np.maximum(np.asarray(n_frames, dtype=np.int64) - crop_frames, 0)
-    indices = tf.data.Dataset.range(len(subset)).shard(num_shards, shard_index)
-    n_tracks = len(range(shard_index, len(subset), num_shards))
-    if shuffle:
-        indices = indices.shuffle(n_tracks, seed=seed, reshuffle_each_iteration=True)
-    # A reproducible stream of random numbers, different every epoch, one per track.
-    randoms = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True)
-    spans_t, labels_t = tf.constant(spans), tf.constant(labels)
 
-    def pick(index, random):
-        start = tf.math.floormod(random, tf.gather(spans_t, index) + 1)
-        return index, start, tf.gather(labels_t, index)
+    def __init__(self, data_dir: str | Path, subset: Subset, n_frames: np.ndarray, *,
+                 crop_frames: int, n_bands: int):
+        root = Path(data_dir)
+        self.paths = [str(root / path) for path in subset.melspec_paths]
+        self.n_frames = np.asarray(n_frames, dtype=np.int64)
+        self.crop_frames = crop_frames
+        self.n_bands = n_bands
+        self._headers: dict[int, NpyHeader] = {}
 
-    dataset = tf.data.Dataset.zip((indices, randoms)).map(pick).batch(batch_size)
-    dataset = _read_batches(dataset, paths, crop_frames, n_bands, parallel_reads)
-    options = tf.data.Options()
-    # Sharding is ours (by track, above); tf.distribute must not shard a second time.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+    def header(self, track: int) -> NpyHeader:
+        header = self._headers.get(track)
+        if header is None:
+            header = check_header(self.paths[track], self.n_bands)
+            if header.n_frames != self.n_frames[track]:
+                raise DataFileError(f"{self.paths[track]}: now has {header.n_frames} frames, "
+                                    f"the start-up scan found {self.n_frames[track]} (was the "
+                                    f"file replaced during the run?)")
+            self._headers[track] = header
+        return header
+
+    def batch_shape(self, n_crops: int) -> tuple[int, int, int]:
+        return (n_crops, self.n_bands, self.crop_frames)
+
+    def read(self, tracks: np.ndarray, starts: np.ndarray,
+             out: np.ndarray | None = None) -> np.ndarray:
+        """Crop k of track `tracks[k]` from frame `starts[k]`, for every k.
+
+        Returns:
+            `out` (or a new array) filled: float32 `[len(tracks), n_bands, crop_frames]`.
+        """
+        if out is None:
+            out = np.empty(self.batch_shape(len(tracks)), dtype=np.float32)
+        melspec, current = None, None
+        try:
+            for k, (track, start) in enumerate(zip(tracks.tolist(), starts.tolist())):
+                if track != current:
+                    if melspec is not None:
+                        melspec.close()
+                        melspec = None
+                    melspec = MelspecFile(self.paths[track], self.header(track), self.n_bands)
+                    current = track
+                melspec.read_into(start, out[k])
+        finally:
+            if melspec is not None:
+                melspec.close()
+        return out
+
+    def read_random(self, tracks: np.ndarray, draws: np.ndarray,
+                    out: np.ndarray | None = None) -> np.ndarray:
+        """Random crops: `draws` (random integers) pick each crop's start uniformly."""
+        return self.read(tracks, random_crop_start(self.n_frames[tracks], self.crop_frames,
+                                                   draws), out)
 
 
-def eval_dataset(data_dir, subset, n_frames=None, *, n_crops: int = 10,
-                 crop_frames: int = 1280, batch_size: int = 64, n_bands: int = 96,
-                 parallel_reads=tf.data.AUTOTUNE) -> tf.data.Dataset:
-    """The `n_crops` regular crops of every track, in subset order, batched across tracks.
+_ALIGNMENT = 64
 
-    Returns:
-        A dataset of x `[batch, n_bands, crop_frames, 1]`; crop `k` of track `i` is element
-        `i * n_crops + k` of the concatenated batches.
+
+def _aligned_view(raw: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 array of `shape` on the first `_ALIGNMENT`-byte boundary of byte buffer `raw`."""
+    n_bytes = int(np.prod(shape)) * 4
+    skip = -raw.ctypes.data % _ALIGNMENT
+    return raw[skip:skip + n_bytes].view(np.float32).reshape(shape)
+
+
+class _BatchBuffers:
+    """Batch arrays for `tf.numpy_function` results, recycled once TensorFlow lets go of them.
+
+    Two costs are avoided. TensorFlow adopts a NumPy result without copying it only if its data
+    is aligned as Eigen requires (64 bytes covers every build; NumPy's own allocations are 16-byte
+    aligned), else it copies every batch (31 MB at the paper's sizes). And a fresh 31 MB array
+    per batch is fresh memory from the kernel, zeroed page by page on first touch: about 5 ms a
+    batch on a 2-core machine, a fifth of the time it takes to read the crops.
+
+    Each buffer is a byte array kept here; a batch is a new float32 view of it. TensorFlow holds
+    the view for as long as the tensor lives, so a buffer is free again when its last view is
+    gone, which a weak reference tells. Buffers beyond `capacity` are not kept.
     """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._slots: list[list] = []  # [byte buffer, weak reference to its current view]
+        self._lock = threading.Lock()
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray:
+        n_bytes = int(np.prod(shape)) * 4 + _ALIGNMENT
+        with self._lock:
+            for slot in self._slots:
+                raw, last_view = slot
+                if raw.nbytes >= n_bytes and last_view() is None:
+                    view = _aligned_view(raw, shape)
+                    slot[1] = weakref.ref(view)
+                    return view
+            raw = np.empty(n_bytes, dtype=np.uint8)
+            view = _aligned_view(raw, shape)
+            if len(self._slots) < self.capacity:
+                self._slots.append([raw, weakref.ref(view)])
+            return view
+
+
+# DataFileErrors raised inside tf.data reach the caller as a TensorFlow OpError that carries the
+# message but not the type; `data_errors` finds the original here to re-raise it. Bounded: only
+# the most recent errors matter.
+_REPORTED: dict[str, DataFileError] = {}
+_MAX_REPORTED = 8
+
+
+def _reporting(read):
+    def wrapper(*args):
+        try:
+            return read(*args)
+        except DataFileError as error:
+            if len(_REPORTED) >= _MAX_REPORTED:
+                _REPORTED.pop(next(iter(_REPORTED)), None)
+            _REPORTED[str(error)] = error
+            raise
+    return wrapper
+
+
+@contextlib.contextmanager
+def data_errors():
+    """Re-raises a `DataFileError` met while `tf.data` read a crop as itself.
+
+    Without it the error reaches the caller as a TensorFlow `OpError` whose message holds the
+    DataFileError's text among TensorFlow's own. Wrap `model.fit`/`predict` calls in it so that
+    the CLI can print the one-line message.
+    """
+    try:
+        yield
+    except tf.errors.OpError as error:
+        text = str(error.message)
+        for message, original in list(_REPORTED.items()):
+            if message in text:
+                raise original from None
+        raise
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise ConfigError(f"{name}={value}: must be at least 1")
+
+
+def _track_frames(data_dir, subset: Subset, n_frames, n_bands: int) -> np.ndarray:
     if n_frames is None:
-        n_frames = scan_melspecs(data_dir, subset, n_bands)
-    starts = np.concatenate([regular_crop_starts(n, crop_frames, n_crops) for n in n_frames])
-    indices = np.repeat(np.arange(len(subset), dtype=np.int64), n_crops)
-    dataset = tf.data.Dataset.from_tensor_slices((indices, starts)).batch(batch_size)
-    dataset = _read_batches(dataset, _paths(data_dir, subset), crop_frames, n_bands,
-                            parallel_reads)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+        return scan_melspecs(data_dir, subset, n_bands=n_bands)
+    n_frames = np.asarray(n_frames, dtype=np.int64)
+    if n_frames.shape != (len(subset),):
+        raise ValueError(f"n_frames has shape {n_frames.shape}, expected ({len(subset)},): one "
+                         f"frame count per track of {subset.name} (from scan_melspecs)")
+    return n_frames
 
 
-def predict_tracks(model, data_dir, subset, n_frames=None, *, n_crops: int = 10,
-                   crop_frames: int = 1280, batch_size: int = 64,
-                   n_bands: int = 96) -> np.ndarray:
-    """Crop-averaged probabilities `[n_tracks, n_tags]` of `subset`, in subset order.
+def _read_batches(batches: tf.data.Dataset, reader: CropReader, read, batch_size: int | None,
+                  extra=None) -> tf.data.Dataset:
+    """Maps batches of (track, value) to crops `[batch, n_bands, T, 1]`, reading in parallel.
+
+    `read(tracks, values, out)` is one of `reader`'s methods.
+    """
+    # Enough for the batches in flight: parallel reads, prefetched ones and the model's own.
+    buffers = _BatchBuffers(capacity=(os.cpu_count() or 1) + PREFETCH_BATCHES + 2)
+
+    def read_into_buffer(tracks, values):
+        return read(tracks, values, buffers.take(reader.batch_shape(len(tracks))))
+
+    def read_crops(tracks, values):
+        crops = tf.numpy_function(_reporting(read_into_buffer), [tracks, values], tf.float32,
+                                  stateful=False, name="read_crops")
+        # numpy_function outputs have unknown shapes; Keras and XLA want them static.
+        crops = tf.ensure_shape(crops, reader.batch_shape(batch_size))[..., None]
+        return crops if extra is None else (crops, extra(tracks))
+
+    # deterministic=True: parallel reads still come out in order, so a seed reproduces a run.
+    # A fixed prefetch depth (not AUTOTUNE, which may grow its buffer towards half the RAM)
+    # keeps memory at a few batches of crops whatever the corpus size.
+    return (batches.map(read_crops, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(PREFETCH_BATCHES))
+
+
+def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
+                  crop_frames: int = 1280, batch_size: int = 64, n_bands: int = 96,
+                  seed: int = 0, shuffle: bool = True, drop_remainder: bool = False,
+                  shard: tuple[int, int] | None = None) -> tf.data.Dataset:
+    """One random crop per track and epoch, with labels, in shuffled batches.
+
+    One pass over the dataset is one epoch over every track (of the shard); each pass shuffles
+    anew and draws new crop positions. The same `seed` gives the same sequence of epochs.
 
     Args:
-        model: a Keras model mapping crops to probabilities (a sigmoid output).
-        n_crops: regular crops per track (paper: 10 for validation, 20 for test).
+        data_dir: the melspec root.
+        subset: the tracks and their labels.
+        n_frames: frames per track from `scan_melspecs` (scanned here if None).
+        crop_frames: the crop length T (paper: 1280).
+        batch_size: crops per batch (paper: 64).
+        n_bands: mel bands (96).
+        seed: fixes shuffling and crop positions.
+        shuffle: shuffle the tracks every epoch (off: subset order, for inspection).
+        drop_remainder: drop the last partial batch (for a static batch size); by default every
+            track is seen every epoch and the last batch may be smaller.
+        shard: `(num_shards, index)`: keep only tracks `index, index + num_shards, ...`
+            (multi-worker training); TensorFlow's own auto-sharding is then turned off.
 
     Returns:
-        float32 mean of the crops' outputs for each track.
+        A dataset of `(x, y)`: x float32 `[batch, n_bands, crop_frames, 1]`, y float32 multi-hot
+        `[batch, n_tags]`.
+
+    Raises:
+        DataFileError: at construction, if the scan finds unusable files; while iterating, a file
+            that became unreadable (wrap the loop in `data_errors()` to get it as itself).
     """
-    dataset = eval_dataset(data_dir, subset, n_frames, n_crops=n_crops,
-                           crop_frames=crop_frames, batch_size=batch_size, n_bands=n_bands)
-    outputs = np.asarray(model.predict(dataset, verbose=0), dtype=np.float32)
-    return outputs.reshape(len(subset), n_crops, -1).mean(axis=1)
+    _check_positive(crop_frames=crop_frames, batch_size=batch_size, n_bands=n_bands)
+    n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
+    reader = CropReader(data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands)
+    labels = tf.constant(subset.labels, dtype=tf.float32)
+
+    tracks = tf.data.Dataset.range(len(subset))
+    if shard is not None:
+        num_shards, index = shard
+        if not 0 <= index < num_shards:
+            raise ConfigError(f"shard={shard}: expected (num_shards, index) with "
+                              f"0 <= index < num_shards")
+        tracks = tracks.shard(num_shards, index)
+    if shuffle:
+        tracks = tracks.shuffle(max(len(subset), 1), seed=seed, reshuffle_each_iteration=True)
+    # One random integer per track and epoch picks its crop (`random_crop_start`); drawn by a
+    # seeded tf.data op, in order, so parallel reading cannot change which crop a track gets.
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    batches = tf.data.Dataset.zip((tracks, draws)).batch(batch_size,
+                                                         drop_remainder=drop_remainder)
+    dataset = _read_batches(batches, reader, reader.read_random,
+                            batch_size if drop_remainder else None,
+                            extra=lambda t: tf.gather(labels, t))
+    if shard is not None:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        dataset = dataset.with_options(options)
+    return dataset
+
+
+def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops: int = 10,
+                 crop_frames: int = 1280, batch_size: int = 64,
+                 n_bands: int = 96) -> tf.data.Dataset:
+    """K regular crops of every track, batched across tracks, every batch full.
+
+    Crops come in track-major order (track 0's K crops, then track 1's, ...), so the first
+    `len(subset) * n_crops` outputs of a model belong, K by K, to the tracks in subset order.
+    The last batch is filled up by repeating the last crop, so that the model always sees
+    `batch_size` crops (one compiled shape); drop those outputs (`predict_tracks` does).
+
+    Args:
+        data_dir, subset, n_frames, crop_frames, batch_size, n_bands: as `train_dataset`.
+        n_crops: K crops per track (paper: 10 for validation, 20 for test).
+
+    Returns:
+        A dataset of x float32 `[batch_size, n_bands, crop_frames, 1]` (no labels).
+    """
+    _check_positive(n_crops=n_crops, crop_frames=crop_frames, batch_size=batch_size,
+                    n_bands=n_bands)
+    n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
+    reader = CropReader(data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands)
+    tracks = np.repeat(np.arange(len(subset), dtype=np.int64), n_crops)
+    starts = regular_crop_starts(n_frames, crop_frames, n_crops).reshape(-1)
+    fill = -len(tracks) % batch_size
+    if fill:
+        tracks = np.concatenate([tracks, np.full(fill, tracks[-1])])
+        starts = np.concatenate([starts, np.full(fill, starts[-1])])
+    batches = tf.data.Dataset.from_tensor_slices((tracks, starts)).batch(batch_size)
+    return _read_batches(batches, reader, reader.read, batch_size)
+
+
+def predict_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *,
+                   n_crops: int = 10, crop_frames: int = 1280, batch_size: int = 64,
+                   n_bands: int = 96) -> np.ndarray:
+    """Each track's prediction: the mean of the model's outputs over its K regular crops.
+
+    Usable from a Keras callback during `fit` (it only calls `model.predict`).
+
+    Args:
+        model: a Keras model taking `[batch, n_bands, crop_frames, 1]` and returning sigmoid
+            probabilities `[batch, n_tags]`.
+        data_dir, subset, n_frames, n_crops, crop_frames, batch_size, n_bands: as
+            `eval_dataset`.
+
+    Returns:
+        float32 `[len(subset), n_tags]`, rows in subset order.
+
+    Raises:
+        DataFileError: an unusable file (at the scan, or met while reading).
+    """
+    n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
+    dataset = eval_dataset(data_dir, subset, n_frames, n_crops=n_crops, crop_frames=crop_frames,
+                           batch_size=batch_size, n_bands=n_bands)
+    n_tracks = len(subset)
+    if n_tracks == 0:
+        return np.zeros((0, subset.labels.shape[1]), dtype=np.float32)
+    with data_errors():
+        outputs = np.asarray(model.predict(dataset, verbose=0), dtype=np.float64)
+    per_crop = outputs[:n_tracks * n_crops].reshape(n_tracks, n_crops, -1)
+    return per_crop.mean(axis=1).astype(np.float32)

@@ -150,7 +150,6 @@ def train(config: Config, run_dir: str | Path, *, verbose: int | None = None) ->
         A summary: run directory, epochs done, best monitored value and epoch, last logs.
     """
     import keras
-    import tensorflow as tf
 
     from emotion_keras import pipeline
     from emotion_keras.melspec_io import scan_melspecs
@@ -236,15 +235,13 @@ def train(config: Config, run_dir: str | Path, *, verbose: int | None = None) ->
             _restore_best_weights(model, run_dir / CHECKPOINTS / BEST_FILE)
             print(f"Epoch {phase.start}: switching to {phase.optimizer} at learning rate "
                   f"{phase.learning_rate:g} from the best weights so far", file=sys.stderr)
-        try:
+        # A file that broke after the start-up scan (NaN values, deleted, truncated) fails inside
+        # the pipeline's numpy call: data_errors surfaces our one-line message, not TF's trace.
+        with pipeline.data_errors():
             history = model.fit(train_data, epochs=phase.stop,
                                 initial_epoch=max(completed, phase.start),
                                 callbacks=callbacks, verbose=verbose,
                                 shuffle=False)  # the dataset shuffles itself, per epoch
-        except tf.errors.OpError as error:
-            # A file that broke after the start-up scan (NaN values, deleted, truncated) fails
-            # inside the pipeline's numpy call: surface our one-line message, not TF's trace.
-            raise _data_error(error) from None
         completed = int(read_state(run_dir / CHECKPOINTS).get("epoch", completed))
         if model.stop_training:
             break
@@ -258,16 +255,6 @@ def train(config: Config, run_dir: str | Path, *, verbose: int | None = None) ->
           f"  TensorBoard:    tensorboard --logdir {run_dir / LOGS}   (or: make tensorboard)",
           file=sys.stderr)
     return summary
-
-
-def _data_error(error) -> Exception:
-    from emotion_keras.errors import DataFileError
-
-    marker = "DataFileError: "
-    message = error.message
-    if marker not in message:
-        return error
-    return DataFileError(message.split(marker, 1)[1].splitlines()[0])
 
 
 def _restore_last(model, checkpoints: Path) -> None:

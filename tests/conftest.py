@@ -25,3 +25,44 @@ def shared_data() -> Path:
 def jamendo_meta(shared_data) -> Path:
     """The real MTG-Jamendo metadata folder (split TSVs and tag files)."""
     return shared_data / "mtg-jamendo"
+
+
+@pytest.fixture
+def melspec_corpus(tmp_path):
+    """Writes a tiny melspec corpus in the dataset's layout and returns `(data_dir, subset)`.
+
+    Call it as `melspec_corpus(frames, n_bands=8, values="coded")`: one `.npy` file per entry of
+    `frames` under `NN/ID.npy`. With `values="coded"` element `[band, frame]` of track i is
+    `i * 100_000 + band * 10_000 + frame` (exact in float32 for the small sizes tests use), so
+    a crop tells which track, bands and frames it came from; `values="random"` gives N(0, 1).
+    Track i's label row is the binary code of i + 1 over `n_tags` tags, distinct per track.
+    """
+    import numpy as np
+
+    from emotion_keras.metadata import Subset
+
+    def make(frames, *, n_bands: int = 8, n_tags: int = 6, values: str = "coded",
+             dtype=np.float32, name: str = "corpus", seed: int = 0):
+        root = tmp_path / name
+        rng = np.random.default_rng(seed)
+        paths = []
+        for i, n in enumerate(frames):
+            if values == "coded":
+                array = (i * 100_000 + np.arange(n_bands)[:, None] * 10_000
+                         + np.arange(n)[None, :])
+            else:
+                array = rng.normal(size=(n_bands, n))
+            path = f"{i % 100:02d}/{i}.npy"
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            np.save(root / path, array.astype(dtype))
+            paths.append(path)
+        codes = np.arange(1, len(frames) + 1)[:, None] >> np.arange(n_tags)[None, :]
+        subset = Subset(name="test/corpus", track_ids=np.array([f"track_{i}" for i in
+                                                                range(len(frames))]),
+                        melspec_paths=np.array(paths),
+                        durations_s=np.asarray(frames, dtype=float) / 46.875,
+                        labels=(codes & 1).astype(bool),
+                        tags=tuple(f"mood/theme---tag{j}" for j in range(n_tags)))
+        return root, subset
+
+    return make

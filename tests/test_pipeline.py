@@ -1,221 +1,295 @@
-"""The tf.data pipeline and melspec reading: crops, labels, padding, seeds, averaging, bad files."""
+"""The tf.data pipelines: crop positions, labels, padding, seeds, crop averaging, bad files.
+
+The `melspec_corpus` fixture (conftest.py) writes tracks whose values encode
+`track * 100_000 + band * 10_000 + frame`, so every crop says where it came from.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from emotion_keras import melspec_io, pipeline
-from emotion_keras.errors import DataFileError
-from emotion_keras.metadata import Subset
+from emotion_keras import pipeline
+from emotion_keras.errors import ConfigError, DataFileError
+from emotion_keras.melspec_io import PAD_VALUE, scan_melspecs
 
-BANDS, T = 4, 16
-
-
-def make_corpus(root: Path, frames: list[int], n_tags: int = 3, bands: int = BANDS,
-                dtype=np.float32) -> Subset:
-    """Tracks whose value at (band b, frame f) is `1000 * track + 10 * b + f / 1000`.
-
-    Every crop then tells which track, band and start frame it came from.
-    """
-    paths, labels = [], []
-    for i, n in enumerate(frames):
-        rel = f"{i % 100:02d}/{i}.npy"
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        values = 1000.0 * i + 10.0 * np.arange(bands)[:, None] + np.arange(n)[None, :] / 1000
-        np.save(root / rel, values.astype(dtype))
-        paths.append(rel)
-        labels.append(np.arange(n_tags) == i % n_tags)
-    return Subset(name="split-0/train", track_ids=np.array([f"track_{i}" for i in
-                                                              range(len(frames))]),
-                  melspec_paths=np.array(paths), durations_s=np.zeros(len(frames)),
-                  labels=np.array(labels), tags=tuple(f"t{j}" for j in range(n_tags)))
+T = 16  # crop length in these tests: the size is not the point
+BANDS = 8
 
 
-def decode(crop: np.ndarray) -> tuple[int, int]:
-    """(track, start frame) of a crop made by `make_corpus`."""
-    first = float(crop[0, 0])
-    track = int(first // 1000)
-    return track, int(round((first - 1000 * track) * 1000))
+def decode(x):
+    """(track, band, frame) of every value of coded crops `[batch, bands, T, 1]`."""
+    v = np.asarray(x)[..., 0].astype(np.int64)
+    return v // 100_000, v % 100_000 // 10_000, v % 10_000
 
+
+def one_epoch(dataset):
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in dataset])
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def crop_origin(crops):
+    """(track, start) of each coded crop, after checking it is one contiguous window."""
+    track, band, frame = decode(crops)
+    assert (track == track[:, :1, :1]).all(), "a crop mixes tracks"
+    np.testing.assert_array_equal(band, np.broadcast_to(np.arange(crops.shape[1])[None, :, None],
+                                                        band.shape))
+    starts = frame[:, 0, 0]
+    np.testing.assert_array_equal(
+        frame, np.broadcast_to(starts[:, None, None] + np.arange(crops.shape[2]), frame.shape))
+    return track[:, 0, 0], starts
+
+
+# --- crop positions -----------------------------------------------------------------------------
 
 def test_regular_crops_cover_track_start_and_end():
-    starts = pipeline.regular_crop_starts(1000, 100, 10)
-    assert starts[0] == 0 and starts[-1] == 900
-    np.testing.assert_array_equal(starts, [i * 900 // 9 for i in range(10)])
-    assert list(pipeline.regular_crop_starts(100, 100, 3)) == [0, 0, 0]
-    assert list(pipeline.regular_crop_starts(50, 100, 2)) == [0, 0]
-    assert list(pipeline.regular_crop_starts(300, 100, 1)) == [100]
+    np.testing.assert_array_equal(pipeline.regular_crop_starts(100, 10, 4), [0, 30, 60, 90])
+    n_frames = np.array([1280, 1408, 9511, 184_281])
+    starts = pipeline.regular_crop_starts(n_frames, 1280, 10)
+    assert starts.shape == (4, 10) and starts.dtype == np.int64
+    np.testing.assert_array_equal(starts[:, 0], 0)
+    np.testing.assert_array_equal(starts[:, -1] + 1280, n_frames)
+    for n, row in zip(n_frames, starts):
+        np.testing.assert_array_equal(row, [i * (n - 1280) // 9 for i in range(10)])
 
 
-def test_training_crops_have_the_right_shape_labels_and_positions(tmp_path):
-    frames = [16, 20, 40, 100, 33, 17]
-    subset = make_corpus(tmp_path, frames)
-    dataset = pipeline.train_dataset(tmp_path, subset, crop_frames=T, batch_size=4,
-                                     n_bands=BANDS, seed=1)
-    seen = []
-    for x, y in dataset:
-        assert x.shape[1:] == (BANDS, T, 1) and x.dtype == "float32" and y.dtype == "float32"
-        for crop, label in zip(x.numpy()[..., 0], y.numpy()):
-            track, start = decode(crop)
-            assert 0 <= start <= frames[track] - T
-            expected = 1000 * track + 10 * np.arange(BANDS)[:, None] + \
-                (start + np.arange(T))[None, :] / 1000
-            np.testing.assert_allclose(crop, expected, atol=1e-3)
-            np.testing.assert_array_equal(label, subset.labels[track])
-            seen.append(track)
-    assert sorted(seen) == list(range(len(frames))), "one crop of every track per epoch"
+def test_single_regular_crop_is_centred_and_short_tracks_start_at_zero():
+    np.testing.assert_array_equal(pipeline.regular_crop_starts([100, 101], 10, 1), [[45], [45]])
+    np.testing.assert_array_equal(pipeline.regular_crop_starts([3, 10], 10, 5), np.zeros((2, 5)))
+    with pytest.raises(ConfigError, match="n_crops=0"):
+        pipeline.regular_crop_starts(100, 10, 0)
 
 
-def test_seed_reproduces_order_and_crops_and_epochs_differ(tmp_path):
-    subset = make_corpus(tmp_path, [200] * 8)
+def test_random_crop_starts_are_uniform_over_every_valid_position():
+    starts = pipeline.random_crop_start(np.full(10_000, 20), 16, np.arange(-5_000, 5_000))
+    assert starts.min() == 0 and starts.max() == 4  # 20 - 16, both ends included
+    np.testing.assert_array_equal(np.bincount(starts), [2000] * 5)
+    np.testing.assert_array_equal(pipeline.random_crop_start([5, 16], 16, [123, 456]), [0, 0])
 
-    def epochs(seed, n=2):
-        dataset = pipeline.train_dataset(tmp_path, subset, crop_frames=T, batch_size=8,
+
+# --- training -----------------------------------------------------------------------------------
+
+def test_training_batches_have_static_crop_shape_and_float_multi_hot_labels(melspec_corpus):
+    root, subset = melspec_corpus([40] * 5)
+    dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=2, n_bands=BANDS)
+    x_spec, y_spec = dataset.element_spec
+    assert x_spec.shape.as_list() == [None, BANDS, T, 1] and x_spec.dtype == "float32"
+    assert y_spec.shape.as_list() == [None, 6] and y_spec.dtype == "float32"
+    static = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=2, n_bands=BANDS,
+                                    drop_remainder=True)
+    assert static.element_spec[0].shape.as_list() == [2, BANDS, T, 1]
+    assert sum(int(x.shape[0]) for x, _ in static) == 4
+
+
+def test_an_epoch_reads_one_crop_of_every_track_with_its_labels(melspec_corpus):
+    frames = [16, 17, 30, 55, 100, 16, 400, 21, 64, 90, 33]
+    root, subset = melspec_corpus(frames)
+    dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=4, n_bands=BANDS)
+    x, y = one_epoch(dataset)
+    tracks, starts = crop_origin(x)
+    assert sorted(tracks) == list(range(len(frames)))
+    assert (starts >= 0).all() and (starts + T <= np.array(frames)[tracks]).all()
+    np.testing.assert_array_equal(y, subset.labels[tracks].astype(np.float32))
+
+
+def test_every_epoch_reshuffles_and_draws_new_crops(melspec_corpus):
+    root, subset = melspec_corpus([500] * 24)
+    dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=8, n_bands=BANDS)
+    (tracks1, starts1), (tracks2, starts2) = (crop_origin(one_epoch(dataset)[0])
+                                              for _ in range(2))
+    assert list(tracks1) != list(tracks2)
+    by_track1, by_track2 = dict(zip(tracks1, starts1)), dict(zip(tracks2, starts2))
+    assert sum(by_track1[t] != by_track2[t] for t in range(24)) > 20
+
+
+def test_same_seed_reproduces_every_epoch_and_another_seed_does_not(melspec_corpus):
+    root, subset = melspec_corpus([300] * 12)
+
+    def two_epochs(seed):
+        dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=5,
                                          n_bands=BANDS, seed=seed)
-        return [[decode(c) for c in x.numpy()[..., 0]] for _ in range(n) for x, _ in dataset]
+        return [crop_origin(one_epoch(dataset)[0]) for _ in range(2)]
 
-    first = epochs(5)
-    assert first == epochs(5)
-    assert first[0] != first[1], "each epoch has a new order and new crops"
-    assert first != epochs(6)
-
-
-def test_short_track_is_padded_with_silence_and_exact_length_works(tmp_path):
-    subset = make_corpus(tmp_path, [10, T])
-    x, _ = next(iter(pipeline.train_dataset(tmp_path, subset, crop_frames=T, batch_size=2,
-                                            n_bands=BANDS, shuffle=False)))
-    short, exact = x.numpy()[..., 0]
-    np.testing.assert_allclose(short[:, :10], np.load(tmp_path / "00/0.npy"))
-    assert (short[:, 10:] == melspec_io.SILENCE_DB).all()
-    np.testing.assert_allclose(exact, np.load(tmp_path / "01/1.npy"))
+    first, again, other = two_epochs(3), two_epochs(3), two_epochs(4)
+    for (t1, s1), (t2, s2) in zip(first, again):
+        np.testing.assert_array_equal(t1, t2)
+        np.testing.assert_array_equal(s1, s2)
+    assert any(not np.array_equal(a[0], b[0]) or not np.array_equal(a[1], b[1])
+               for a, b in zip(first, other))
 
 
-class MeanModel(keras.Model):
-    """Outputs, per crop, the sigmoid of the crop mean times a per-tag weight."""
-
-    def call(self, x):
-        mean = keras.ops.mean(x, axis=(1, 2, 3))[:, None] / 1000.0
-        return keras.ops.sigmoid(mean * keras.ops.convert_to_tensor([[1.0, -0.5, 0.25]]))
-
-
-def test_multi_crop_average_equals_numpy_reference(tmp_path):
-    frames = [16, 50, 77, 20, 130]
-    subset = make_corpus(tmp_path, frames)
-    got = pipeline.predict_tracks(MeanModel(), tmp_path, subset, n_crops=4, crop_frames=T,
-                                  batch_size=3, n_bands=BANDS)
-    expected = []
-    for i, n in enumerate(frames):
-        track = np.load(tmp_path / subset.melspec_paths[i])
-        outputs = []
-        for start in [k * (n - T) // 3 for k in range(4)]:
-            mean = track[:, start:start + T].mean() / 1000.0
-            outputs.append(1 / (1 + np.exp(-mean * np.array([1.0, -0.5, 0.25]))))
-        expected.append(np.mean(outputs, axis=0))
-    np.testing.assert_allclose(got, np.array(expected), rtol=1e-5)
+def test_without_shuffle_tracks_come_in_subset_order(melspec_corpus):
+    root, subset = melspec_corpus([50] * 7)
+    dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=3, n_bands=BANDS,
+                                     shuffle=False)
+    tracks, _ = crop_origin(one_epoch(dataset)[0])
+    np.testing.assert_array_equal(tracks, range(7))
 
 
-def test_eval_crops_come_in_track_order_across_batches(tmp_path):
-    subset = make_corpus(tmp_path, [40, 17, 64])
-    crops = np.concatenate([x.numpy()[..., 0] for x in pipeline.eval_dataset(
-        tmp_path, subset, n_crops=3, crop_frames=T, batch_size=4, n_bands=BANDS)])
-    assert [decode(c) for c in crops] == [(0, 0), (0, 12), (0, 24), (1, 0), (1, 0), (1, 1),
-                                          (2, 0), (2, 24), (2, 48)]
+def test_short_track_is_padded_and_exact_length_track_is_not(melspec_corpus):
+    root, subset = melspec_corpus([5, T])
+    x, _ = one_epoch(pipeline.train_dataset(root, subset, crop_frames=T, batch_size=2,
+                                            n_bands=BANDS, shuffle=False))
+    short, exact = x[0, ..., 0], x[1, ..., 0]
+    track, band, frame = decode(x[:1, :, :5])
+    np.testing.assert_array_equal(frame[0], np.broadcast_to(np.arange(5), (BANDS, 5)))
+    np.testing.assert_array_equal(short[:, 5:], PAD_VALUE)
+    np.testing.assert_array_equal(crop_origin(x[1:])[1], [0])
+    assert (exact != PAD_VALUE).all()
 
 
-def test_sharding_reads_every_track_once_across_workers(tmp_path):
-    subset = make_corpus(tmp_path, [20] * 7)
-    tracks = []
-    for index in range(2):
-        dataset = pipeline.train_dataset(tmp_path, subset, crop_frames=T, batch_size=2,
-                                         n_bands=BANDS, num_shards=2, shard_index=index)
-        tracks += [decode(c)[0] for x, _ in dataset for c in x.numpy()[..., 0]]
-    assert sorted(tracks) == list(range(7))
+def test_shard_keeps_every_nth_track(melspec_corpus):
+    root, subset = melspec_corpus([40] * 10)
+    dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=4, n_bands=BANDS,
+                                     shard=(3, 1))
+    tracks, _ = crop_origin(one_epoch(dataset)[0])
+    assert sorted(tracks) == [1, 4, 7]
+    with pytest.raises(ConfigError, match=r"shard=\(2, 2\)"):
+        pipeline.train_dataset(root, subset, crop_frames=T, n_bands=BANDS, shard=(2, 2))
 
 
-def test_float16_and_float64_files_are_cast(tmp_path):
-    for dtype in (np.float16, np.float64):
-        subset = make_corpus(tmp_path / np.dtype(dtype).name, [20], dtype=dtype)
-        crop = melspec_io.read_crop(tmp_path / np.dtype(dtype).name / "00/0.npy", 0, T)
-        assert crop.dtype == np.float32 and crop.shape == (BANDS, T)
-        assert melspec_io.scan_melspecs(tmp_path / np.dtype(dtype).name, subset, BANDS)[0] == 20
+# --- evaluation ---------------------------------------------------------------------------------
+
+def test_eval_crops_are_regular_in_track_order_in_full_batches(melspec_corpus):
+    frames = [16, 40, 100, 7, 61]
+    root, subset = melspec_corpus(frames)
+    dataset = pipeline.eval_dataset(root, subset, n_crops=3, crop_frames=T, batch_size=4,
+                                    n_bands=BANDS)
+    assert dataset.element_spec.shape.as_list() == [4, BANDS, T, 1]
+    x = np.concatenate([batch.numpy() for batch in dataset])
+    assert len(x) == 16  # 15 crops, the last batch filled up with a repeat of the last crop
+    np.testing.assert_array_equal(x[15], x[14])
+    real = x[:15]
+    tracks = decode(real)[0][:, 0, 0]
+    np.testing.assert_array_equal(tracks, np.repeat(range(5), 3))
+    expected = [i * max(n - T, 0) // 2 for n in frames for i in range(3)]
+    np.testing.assert_array_equal(decode(real)[2][:, 0, 0], expected)
+    np.testing.assert_array_equal(real[9:12, :, 7:, 0], PAD_VALUE)  # track 3 has 7 frames
 
 
-@pytest.mark.parametrize("breaker, message", [
-    (lambda p: p.unlink(), r"00/0\.npy: file not found"),
-    (lambda p: p.write_bytes(p.read_bytes()[:200]), r"truncated"),
-    (lambda p: p.write_bytes(b"hello, not numpy at all"), r"not a valid \.npy file"),
-    (lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True),
-     r"pickled object array"),
-    (lambda p: np.save(p, np.zeros((5, 30), np.float32)), r"shape \(5, 30\), expected \[4, "),
-    (lambda p: np.save(p, np.zeros((BANDS, 30), np.int16)), r"dtype int16, expected float32"),
+def crop_model(n_tags, seed=0):
+    inputs = keras.Input((BANDS, T, 1), name="melspec")
+    flat = keras.layers.Flatten()(inputs)
+    outputs = keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(flat)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0, 0.02, (BANDS * T, n_tags)), rng.normal(0, 0.1, n_tags)])
+    return model
+
+
+def numpy_reference(model, root, subset, n_crops):
+    """Crop-averaged predictions computed the plain way: load whole files, pad, slice."""
+    weights, bias = model.get_weights()
+    predictions = []
+    for path in subset.melspec_paths:
+        melspec = np.load(root / path).astype(np.float64)
+        n = melspec.shape[1]
+        padded = np.pad(melspec, [(0, 0), (0, max(T - n, 0))], constant_values=-200.0)
+        starts = [0] * n_crops if n <= T else [i * (n - T) // (n_crops - 1)
+                                               for i in range(n_crops)]
+        crops = np.stack([padded[:, s:s + T].reshape(-1) for s in starts])
+        predictions.append((1 / (1 + np.exp(-(crops @ weights + bias)))).mean(axis=0))
+    return np.array(predictions)
+
+
+def test_crop_averaged_predictions_equal_a_plain_numpy_reference(melspec_corpus):
+    root, subset = melspec_corpus([16, 90, 5, 300, 41, 17, 250], values="random")
+    model = crop_model(n_tags=6)
+    predicted = pipeline.predict_tracks(model, root, subset, n_crops=4, crop_frames=T,
+                                        batch_size=5, n_bands=BANDS)
+    assert predicted.shape == (7, 6) and predicted.dtype == np.float32
+    np.testing.assert_allclose(predicted, numpy_reference(model, root, subset, 4), rtol=1e-5,
+                               atol=1e-6)
+
+
+def test_predict_tracks_works_from_a_callback_during_fit(melspec_corpus):
+    root, subset = melspec_corpus([40, 60, 80, 33, 20], values="random")
+    model = crop_model(n_tags=6)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    seen = []
+
+    class Validate(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(pipeline.predict_tracks(self.model, root, subset, n_crops=3,
+                                                crop_frames=T, batch_size=4, n_bands=BANDS))
+
+    train = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=2, n_bands=BANDS)
+    model.fit(train, epochs=2, verbose=0, shuffle=False, callbacks=[Validate()])
+    assert len(seen) == 2 and not np.allclose(seen[0], seen[1])
+    np.testing.assert_allclose(seen[-1], numpy_reference(model, root, subset, 3), rtol=1e-5,
+                               atol=1e-6)
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+def test_start_up_scan_reports_all_bad_files_before_the_first_epoch(melspec_corpus):
+    root, subset = melspec_corpus([40] * 4)
+    (root / subset.melspec_paths[1]).unlink()
+    np.save(root / subset.melspec_paths[3], np.zeros((3, 40), dtype=np.float32))
+    with pytest.raises(DataFileError, match=r"2 of 4 melspec files of test/corpus are unusable: "
+                                            r"01/1\.npy \(melspec file not found\); 03/3\.npy "
+                                            r"\(expected 8 mel bands"):
+        pipeline.train_dataset(root, subset, crop_frames=T, n_bands=BANDS)
+
+
+def truncate(path):
+    with open(path, "r+b") as handle:
+        handle.truncate(300)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda path: np.save(path, np.full((BANDS, 40), np.nan, dtype=np.float32)),
+     r"holds NaN or infinite values"),
+    (truncate, r"truncated: its header promises"),
+    (lambda path: np.save(path, np.zeros((BANDS, 41), dtype=np.float32)),
+     r"now has 41 frames, the start-up scan found 40"),
 ])
-def test_scan_reports_each_bad_file_with_its_problem(tmp_path, breaker, message):
-    subset = make_corpus(tmp_path, [30, 30])
-    breaker(tmp_path / "00/0.npy")
-    with pytest.raises(DataFileError, match=r"1 of 2 melspec files of split-0/train are "
-                                            r"unusable: .*" + message):
-        melspec_io.scan_melspecs(tmp_path, subset, BANDS)
-
-
-def test_scan_lists_all_problems_at_once(tmp_path):
-    subset = make_corpus(tmp_path, [30] * 9)
-    for i in range(8):
-        (tmp_path / subset.melspec_paths[i]).unlink()
-    with pytest.raises(DataFileError, match=r"8 of 9 .*00/0\.npy: file not found; .*and 3 more"):
-        melspec_io.scan_melspecs(tmp_path, subset, BANDS)
-
-
-def test_nan_in_a_crop_names_the_file(tmp_path):
-    values = np.zeros((BANDS, 40), np.float32)
-    values[2, 5] = np.nan
-    np.save(tmp_path / "bad.npy", values)
-    with pytest.raises(DataFileError, match=r"bad\.npy: holds NaN or infinite values in "
-                                            r"frames 0-16"):
-        melspec_io.read_crop(tmp_path / "bad.npy", 0, T)
-    assert melspec_io.read_crop(tmp_path / "bad.npy", 10, T).shape == (BANDS, T)
-
-
-def test_nan_during_training_surfaces_as_one_line_error(tmp_path):
-    from emotion_keras.training import _data_error
-
-    subset = make_corpus(tmp_path, [T, T])
-    values = np.full((BANDS, T), np.inf, np.float32)
-    np.save(tmp_path / "01/1.npy", values)
-    dataset = pipeline.train_dataset(tmp_path, subset, crop_frames=T, batch_size=2,
+def test_file_damaged_after_the_scan_raises_an_error_naming_it(melspec_corpus, damage, message):
+    root, subset = melspec_corpus([40] * 3)
+    n_frames = scan_melspecs(root, subset, n_bands=BANDS)
+    dataset = pipeline.train_dataset(root, subset, n_frames, crop_frames=T, batch_size=2,
                                      n_bands=BANDS)
-    import tensorflow as tf
-    with pytest.raises(tf.errors.OpError) as caught:
-        list(dataset)
-    error = _data_error(caught.value)
-    assert isinstance(error, DataFileError)
-    assert str(error).startswith(str(tmp_path / "01/1.npy") + ": holds NaN or infinite")
+    damaged = root / subset.melspec_paths[2]
+    damage(damaged)
+    with pytest.raises(DataFileError, match=str(damaged).replace(".", r"\.") + ": " + message):
+        with pipeline.data_errors():
+            one_epoch(dataset)
+    with pytest.raises(DataFileError, match=message):
+        pipeline.predict_tracks(crop_model(6), root, subset, n_frames, n_crops=2, crop_frames=T,
+                                batch_size=2, n_bands=BANDS)
 
 
-def test_crop_reads_only_the_crops_bytes(tmp_path):
-    # A sparse 96 MB track (96 x 250,000 float32). /proc/self/io's `rchar` counts the bytes
-    # this process reads through read() calls: loading the file adds all 96 MB, a crop read
-    # through the memory map adds only the header.
-    path = tmp_path / "big.npy"
-    with open(path, "wb") as handle:
-        np.lib.format.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False,
-                                                      "shape": (96, 250_000)})
-        handle.truncate(handle.tell() + 96 * 250_000 * 4)
+def test_argument_mistakes_name_the_argument(melspec_corpus):
+    root, subset = melspec_corpus([40] * 3)
+    with pytest.raises(ConfigError, match="batch_size=0: must be at least 1"):
+        pipeline.train_dataset(root, subset, crop_frames=T, batch_size=0, n_bands=BANDS)
+    with pytest.raises(ValueError, match=r"n_frames has shape \(2,\), expected \(3,\)"):
+        pipeline.eval_dataset(root, subset, [40, 40], crop_frames=T, n_bands=BANDS)
 
-    def bytes_read():
-        for line in Path("/proc/self/io").read_text().splitlines():
-            if line.startswith("rchar:"):
-                return int(line.split()[1])
 
-    before = bytes_read()
-    crop = melspec_io.read_crop(path, 125_000, 1280)
-    by_crop = bytes_read() - before
-    before = bytes_read()
-    np.load(path)
-    by_load = bytes_read() - before
-    assert crop.shape == (96, 1280) and (crop == 0).all()
-    assert by_load >= 96 * 250_000 * 4, "the reference (a plain np.load) reads every byte"
-    assert by_crop < 100_000, f"reading one crop read {by_crop} bytes"
+def test_batches_kept_by_the_caller_are_never_overwritten(melspec_corpus):
+    # Batch buffers are recycled once TensorFlow drops them; batches still referenced must keep
+    # their contents (more batches than the recycler keeps, all held until the end).
+    root, subset = melspec_corpus([50] * 40)
+    dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=3, n_bands=BANDS)
+    for _ in range(2):
+        held = list(dataset)
+        tracks, _ = crop_origin(np.concatenate([x.numpy() for x, _ in held]))
+        assert sorted(tracks) == list(range(40))
+
+
+def test_frames_major_copy_gives_exactly_the_same_batches(tmp_path, melspec_corpus):
+    from emotion_keras.melspec_io import relayout_melspecs
+
+    root, subset = melspec_corpus([16, 40, 5, 300, 77] * 3)
+    relayout_melspecs(root, tmp_path / "frames-major", n_bands=BANDS, progress=False)
+    for make in (lambda d: pipeline.train_dataset(d, subset, crop_frames=T, batch_size=4,
+                                                  n_bands=BANDS, seed=7),
+                 lambda d: pipeline.eval_dataset(d, subset, n_crops=3, crop_frames=T,
+                                                 batch_size=4, n_bands=BANDS)):
+        for a, b in zip(make(root), make(tmp_path / "frames-major"), strict=True):
+            for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple)
+                            else (b,)):
+                np.testing.assert_array_equal(x.numpy(), y.numpy())
+

@@ -16,7 +16,7 @@ from emotion_keras import __version__
 from emotion_keras.errors import EmotionKerasError
 
 #: Modules of `emotion_keras.cli` that register sub-commands, in `--help` order.
-COMMAND_MODULES = ("data", "models", "train", "runs", "evaluation", "audio")
+COMMAND_MODULES = ("data", "models", "train", "runs", "evaluation", "audio", "melspecs", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
