@@ -108,18 +108,25 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         value = logs.get(self.monitor)
         if value is not None and not math.isnan(value) and (
                 self.best is None or self.better(value, self.best)):
-            with atomic_path(self.directory / BEST_FILE) as tmp:
-                self.model.save(tmp)
+            self._save(self.directory / BEST_FILE)
             self.best, self.best_epoch = float(value), epoch + 1
         previous = read_state(self.directory).get("checkpoint")
         name = f"epoch-{epoch + 1:04d}.keras"
-        with atomic_path(self.directory / name) as tmp:
-            self.model.save(tmp)
+        self._save(self.directory / name)
         atomic_write_text(self.directory / STATE_FILE, json.dumps({
             "epoch": epoch + 1, "checkpoint": name, "monitor": self.monitor,
             "best": self.best, "best_epoch": self.best_epoch}, indent=2) + "\n")
         if previous and previous != name:
             (self.directory / previous).unlink(missing_ok=True)
+
+
+    def _save(self, path: Path) -> None:
+        from emotion_keras.models import synchronized_batch_norm
+
+        # Saved unsynchronised: synchronisation is how a run trains (distribute.py), and a
+        # synchronised BatchNormalization would not load on Keras's other backends.
+        with atomic_path(path) as tmp, synchronized_batch_norm(self.model, False):
+            self.model.save(tmp)
 
 
 def read_state(directory: str | Path) -> dict:

@@ -42,6 +42,7 @@ class Config:
         test_crops: regular crops per track for testing (paper §3.3: 20).
         epochs: epochs to train (the original schedule uses 60 + 3 x 20).
         learning_rate: Adam's learning rate (paper: 0.001).
+        dropout: rate of the Dropout before the output layer (paper: 0.5; 0 leaves it out).
         schedule: `paper` (Adam throughout) or `original` (the original code's Adam then SGD).
         validate_every: run the AUC callback every N epochs (the original validated every 5).
         monitor: the `logs` key that picks the best checkpoint.
@@ -51,7 +52,8 @@ class Config:
         val_tracks: use only the first N validation tracks (0 = all).
         mixed_precision: train under a mixed-precision policy.
         jit_compile: compile the training step with XLA.
-        strategy: tf.distribute strategy (`auto`, `default`, `mirrored`, `multiworker`).
+        strategy: tf.distribute strategy (`auto`, `default`, `mirrored`, `multiworker`; see
+            `emotion_keras.distribute`). `batch_size` is the global batch over all replicas.
     """
 
     model: str = "vgg6"
@@ -65,6 +67,7 @@ class Config:
     test_crops: int = 20
     epochs: int = 120
     learning_rate: float = 1e-3
+    dropout: float = 0.5
     schedule: str = "paper"
     validate_every: int = 1
     monitor: str = "val_pr_auc_macro"
@@ -87,6 +90,8 @@ class Config:
                 raise ConfigError(f"--{_flag(name)} {getattr(self, name)}: must be 0 or more")
         if not 0 <= self.split <= 4:
             raise ConfigError(f"--split {self.split}: MTG-Jamendo has splits 0 to 4")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"--dropout {self.dropout}: must be at least 0 and below 1")
         if not self.learning_rate > 0:
             raise ConfigError(f"--learning-rate {self.learning_rate}: must be positive")
         if self.schedule not in SCHEDULES:

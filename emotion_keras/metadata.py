@@ -69,12 +69,18 @@ class Subset:
 
     def head(self, n: int) -> "Subset":
         """The first `n` tracks (for quick runs and tests)."""
+        return self.take(slice(0, n))
+
+    def take(self, rows) -> "Subset":
+        """The tracks at `rows` (a slice, range or index array), in that order."""
+        if isinstance(rows, range):
+            rows = slice(rows.start, rows.stop, rows.step)
         return dataclasses.replace(
             self,
-            track_ids=self.track_ids[:n],
-            melspec_paths=self.melspec_paths[:n],
-            durations_s=self.durations_s[:n],
-            labels=self.labels[:n],
+            track_ids=self.track_ids[rows],
+            melspec_paths=self.melspec_paths[rows],
+            durations_s=self.durations_s[rows],
+            labels=self.labels[rows],
         )
 
 

@@ -18,8 +18,9 @@ handed to TensorFlow without a copy. Figures and what bounds them: BENCHMARKS.md
 
 Reproducibility: `seed` fixes the shuffling and the random crop positions of every epoch (both
 come from seeded `tf.data` ops that run before the parallel reads, whose outputs keep their
-order). Sharding for multi-worker training is by track index (`shard=(num_workers, index)`),
-before any read; this module does not set up distribution itself.
+order). Sharding for multi-worker training is by position in each epoch's shuffled order
+(`shard=(num_workers, index)`), before any read; this module does not set up distribution itself
+(`emotion_keras.distribute` does).
 
 This module must not decide hyper-parameters (callers pass the `Config` values) or parse files
 itself (that is `melspec_io`).
@@ -282,10 +283,45 @@ def _read_batches(batches: tf.data.Dataset, reader: CropReader, read, batch_size
             .prefetch(PREFETCH_BATCHES))
 
 
+def epoch_order(n_tracks: int, *, seed: int = 0, shuffle: bool = True,
+                shard: tuple[int, int] | None = None, global_batch: int | None = None,
+                name: str = "subset") -> tf.data.Dataset:
+    """The `(track index, crop draw)` pairs of each training epoch, before any file is read.
+
+    Args:
+        n_tracks: tracks in the subset.
+        seed, shuffle, shard, global_batch: as `train_dataset`.
+        name: the subset's name, for messages.
+
+    Returns:
+        A dataset of `(int64 track, int64 draw)`; each pass over it is one epoch.
+    """
+    if shard is not None and not (len(shard) == 2 and 0 <= shard[1] < shard[0]):
+        raise ConfigError(f"shard={shard}: expected (num_shards, index) with "
+                          f"0 <= index < num_shards")
+    if global_batch is not None and not 0 < global_batch <= n_tracks:
+        raise ConfigError(f"{name}: {n_tracks} tracks, fewer than one global batch of "
+                          f"{global_batch}; lower --batch-size or use more tracks")
+    tracks = tf.data.Dataset.range(n_tracks)
+    if shuffle:
+        tracks = tracks.shuffle(max(n_tracks, 1), seed=seed, reshuffle_each_iteration=True)
+    # One random integer per track and epoch picks its crop (`random_crop_start`); drawn by a
+    # seeded tf.data op, in order, so parallel reading cannot change which crop a track gets.
+    # Paired before any cut or shard: a track gets the same crop whatever the replicas.
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    elements = tf.data.Dataset.zip((tracks, draws))
+    if global_batch is not None:
+        elements = elements.take(n_tracks - n_tracks % global_batch)
+    if shard is not None:
+        elements = elements.shard(*shard)
+    return elements
+
+
 def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
                   crop_frames: int = 1280, batch_size: int = 64, n_bands: int = 96,
                   seed: int = 0, shuffle: bool = True, drop_remainder: bool = False,
-                  shard: tuple[int, int] | None = None) -> tf.data.Dataset:
+                  shard: tuple[int, int] | None = None,
+                  global_batch: int | None = None) -> tf.data.Dataset:
     """One random crop per track and epoch, with labels, in shuffled batches.
 
     One pass over the dataset is one epoch over every track (of the shard); each pass shuffles
@@ -302,8 +338,15 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
         shuffle: shuffle the tracks every epoch (off: subset order, for inspection).
         drop_remainder: drop the last partial batch (for a static batch size); by default every
             track is seen every epoch and the last batch may be smaller.
-        shard: `(num_shards, index)`: keep only tracks `index, index + num_shards, ...`
-            (multi-worker training); TensorFlow's own auto-sharding is then turned off.
+        shard: `(num_shards, index)`: this worker's share of every epoch (multi-worker
+            training): the tracks at positions `index, index + num_shards, ...` of the epoch's
+            shuffled order. Every worker shuffles alike (same seed), so the shards of an epoch
+            are disjoint and together cover it. TensorFlow's own auto-sharding is turned off.
+        global_batch: for training with several replicas: each epoch keeps only the first
+            `n - n % global_batch` tracks of its shuffled order (a different few left out every
+            epoch) and batches drop no remainder, so that every step of every replica and
+            worker is a full share of a full global batch (`batch_size` is then the
+            per-replica batch). None: every track every epoch.
 
     Returns:
         A dataset of `(x, y)`: x float32 `[batch, n_bands, crop_frames, 1]`, y float32 multi-hot
@@ -318,20 +361,10 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
     reader = CropReader(data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands)
     labels = tf.constant(subset.labels, dtype=tf.float32)
 
-    tracks = tf.data.Dataset.range(len(subset))
-    if shard is not None:
-        num_shards, index = shard
-        if not 0 <= index < num_shards:
-            raise ConfigError(f"shard={shard}: expected (num_shards, index) with "
-                              f"0 <= index < num_shards")
-        tracks = tracks.shard(num_shards, index)
-    if shuffle:
-        tracks = tracks.shuffle(max(len(subset), 1), seed=seed, reshuffle_each_iteration=True)
-    # One random integer per track and epoch picks its crop (`random_crop_start`); drawn by a
-    # seeded tf.data op, in order, so parallel reading cannot change which crop a track gets.
-    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    batches = tf.data.Dataset.zip((tracks, draws)).batch(batch_size,
-                                                         drop_remainder=drop_remainder)
+    elements = epoch_order(len(subset), seed=seed, shuffle=shuffle, shard=shard,
+                           global_batch=global_batch, name=subset.name)
+    drop_remainder = drop_remainder or global_batch is not None
+    batches = elements.batch(batch_size, drop_remainder=drop_remainder)
     dataset = _read_batches(batches, reader, reader.read_random,
                             batch_size if drop_remainder else None,
                             extra=lambda t: tf.gather(labels, t))

@@ -26,7 +26,10 @@ import dataclasses
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
+
+import numpy as np
 
 from emotion_keras import metadata
 from emotion_keras.callbacks import BEST_FILE, ResumableCheckpoint, ValidationAUC, read_state
@@ -87,8 +90,11 @@ def default_run_dir(config_name: str, config: Config) -> Path:
     return Path("runs") / f"{Path(config_name).stem}-{config.model}-split{config.split}"
 
 
-def prepare_run_dir(run_dir: Path, config: Config) -> int:
-    """Creates the run directory or checks it belongs to `config`; returns completed epochs."""
+def prepare_run_dir(run_dir: Path, config: Config, write: bool = True) -> int:
+    """Creates the run directory or checks it belongs to `config`; returns completed epochs.
+
+    `write=False` (a worker other than the chief) only checks and reads.
+    """
     saved_path = run_dir / "config.json"
     if saved_path.is_file():
         saved = Config.from_json(saved_path)
@@ -99,8 +105,9 @@ def prepare_run_dir(run_dir: Path, config: Config) -> int:
             raise ConfigError(f"--run-dir {run_dir}: holds a run with another configuration "
                               f"({'; '.join(differing)}); give a new --run-dir, or repeat the "
                               f"original flags to resume it")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config.to_json(saved_path)
+    if write:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        config.to_json(saved_path)
     return int(read_state(run_dir / CHECKPOINTS).get("epoch", 0))
 
 
@@ -127,38 +134,44 @@ def set_precision_policy(config: Config) -> None:
     keras.mixed_precision.set_global_policy(policy)
 
 
-def make_strategy(config: Config):
-    import tensorflow as tf
-
-    if config.strategy == "mirrored" or (
-            config.strategy == "auto" and len(tf.config.list_logical_devices("GPU")) > 1):
-        return tf.distribute.MirroredStrategy()
-    if config.strategy == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def train(config: Config, run_dir: str | Path, *, verbose: int | None = None) -> dict:
+def train(config: Config, run_dir: str | Path, *, verbose: int | None = None,
+          callbacks=()) -> dict:
     """Trains `config.model` as `config` says, resuming `run_dir` if it holds this run.
+
+    Under a multi-replica strategy (`config.strategy`, see `emotion_keras.distribute`) only the
+    chief writes `run_dir`; every worker calls `train` with the same configuration.
 
     Args:
         config: the run's configuration (demo data is used when it names no data).
         run_dir: the run directory (created, or resumed).
         verbose: Keras progress output (default: a bar on a terminal, a line per epoch otherwise).
+        callbacks: more Keras callbacks, run after the run's own (they see the validation AUCs
+            in `logs`).
 
     Returns:
         A summary: run directory, epochs done, best monitored value and epoch, last logs.
     """
     import keras
 
-    from emotion_keras import pipeline
+    from emotion_keras import distribute, pipeline
     from emotion_keras.melspec_io import scan_melspecs
-    from emotion_keras.models import build_model
+    from emotion_keras.models import build_model, synchronized_batch_norm
     from emotion_keras.reports import RunReports
 
+    # First: a multi-worker strategy must exist before any other TensorFlow operation.
+    strategy = distribute.make_strategy(config.strategy)
+    workers = distribute.workers_of(strategy)
+    chief = workers.is_chief
+    replica_batch = distribute.per_replica_batch(config.batch_size, workers)
     run_dir = Path(run_dir)
     config = resolve_data(config)
-    completed = prepare_run_dir(run_dir, config)
+    completed = prepare_run_dir(run_dir, config, write=chief)
+    if workers.count > 1:
+        lowest, highest = distribute.agree(strategy, completed)
+        if lowest != highest:
+            raise ConfigError(f"--run-dir {run_dir}: workers see different checkpoints (epochs "
+                              f"{lowest} to {highest}); the run directory must be one folder "
+                              f"that every worker sees (a shared file system)")
     if completed >= config.epochs:
         print(f"{run_dir}: already trained for {completed} epochs; nothing to do "
               f"(give --epochs above {completed} to train longer)", file=sys.stderr)
@@ -167,7 +180,8 @@ def train(config: Config, run_dir: str | Path, *, verbose: int | None = None) ->
     train_set = metadata.read_subset(config.meta_dir, config.split, "train")
     val_set = metadata.read_subset(config.meta_dir, config.split, "validation",
                                    tags=train_set.tags)
-    atomic_write_text(run_dir / "tags.txt", "\n".join(train_set.tags) + "\n")
+    if chief:
+        atomic_write_text(run_dir / "tags.txt", "\n".join(train_set.tags) + "\n")
     if config.train_tracks:
         train_set = train_set.head(config.train_tracks)
     if config.val_tracks:
@@ -180,45 +194,73 @@ def train(config: Config, run_dir: str | Path, *, verbose: int | None = None) ->
 
     keras.utils.set_random_seed(config.seed)
     set_precision_policy(config)
-    strategy = make_strategy(config)
     input_shape = (config.n_bands, config.crop_frames, 1)
     with strategy.scope():
-        model = build_model(config.model, input_shape=input_shape, num_tags=len(train_set.tags))
+        model = build_model(config.model, input_shape=input_shape, num_tags=len(train_set.tags),
+                            dropout=config.dropout)
 
-    train_data = pipeline.train_dataset(
-        config.data_dir, train_set, train_frames, crop_frames=config.crop_frames,
-        batch_size=config.batch_size, n_bands=config.n_bands, seed=config.seed)
+    data_settings = dict(crop_frames=config.crop_frames, n_bands=config.n_bands,
+                         seed=config.seed)
+    if workers.distributed:
+        train_data = distribute.distributed_dataset(strategy, lambda shard: pipeline.train_dataset(
+            config.data_dir, train_set, train_frames, batch_size=replica_batch, shard=shard,
+            global_batch=config.batch_size, **data_settings))
+    else:
+        train_data = pipeline.train_dataset(config.data_dir, train_set, train_frames,
+                                            batch_size=config.batch_size, **data_settings)
+    eval_settings = dict(n_crops=config.val_crops, crop_frames=config.crop_frames,
+                         batch_size=config.batch_size, n_bands=config.n_bands)
 
     def predict_validation(m):
-        return pipeline.predict_tracks(
-            m, config.data_dir, val_set, val_frames, n_crops=config.val_crops,
-            crop_frames=config.crop_frames, batch_size=config.batch_size, n_bands=config.n_bands)
+        if workers.count == 1:  # model.predict splits batches over this machine's replicas
+            return pipeline.predict_tracks(m, config.data_dir, val_set, val_frames,
+                                           **eval_settings)
+        share = distribute.contiguous_share(len(val_set), workers)
+        mine = pipeline.predict_tracks(distribute.LocalPredictor(m), config.data_dir,
+                                       val_set.take(share), val_frames[share.start:share.stop],
+                                       **eval_settings)
+        return distribute.gather_rows(strategy, mine, np.arange(share.start, share.stop),
+                                      n_rows=len(val_set)).astype(np.float32)
 
-    reports = RunReports(run_dir / LOGS, config, train_set.tags, val_set.labels,
-                         monitor=config.monitor)
-    if completed == 0:
-        reports.write_examples(train_data)
-    checkpoint = ResumableCheckpoint(run_dir / CHECKPOINTS, monitor=config.monitor)
-    callbacks = [
+    reports = checkpoint = None
+    run_callbacks = [
         # ValidationAUC first: the callbacks after it read the figures it adds to `logs`.
         ValidationAUC(predict_validation, val_set.labels, val_set.tags,
-                      every=config.validate_every, per_tag_csv=run_dir / "val_per_tag.csv",
-                      on_scores=reports.on_validation),
-        checkpoint,
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / LOGS), write_graph=False),
-        keras.callbacks.TerminateOnNaN(),
+                      every=config.validate_every,
+                      per_tag_csv=run_dir / "val_per_tag.csv" if chief else None),
     ]
+    if chief:
+        reports = RunReports(run_dir / LOGS, config, train_set.tags, val_set.labels,
+                             monitor=config.monitor)
+        run_callbacks[0].on_scores = reports.on_validation
+        if completed == 0:
+            reports.write_examples(pipeline.train_dataset(
+                config.data_dir, train_set, train_frames, batch_size=config.batch_size,
+                **data_settings))
+        checkpoint = ResumableCheckpoint(run_dir / CHECKPOINTS, monitor=config.monitor)
+        run_callbacks += [
+            checkpoint,
+            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
+            keras.callbacks.TensorBoard(log_dir=str(run_dir / LOGS), write_graph=False),
+        ]
+    run_callbacks.append(keras.callbacks.TerminateOnNaN())
     if config.early_stopping_patience:
-        callbacks.append(keras.callbacks.EarlyStopping(
+        run_callbacks.append(keras.callbacks.EarlyStopping(
             monitor=config.monitor, mode="max", patience=config.early_stopping_patience))
-    _trim_history(run_dir / "history.csv", completed)
+    run_callbacks += list(callbacks)
+    if chief:
+        _trim_history(run_dir / "history.csv", completed)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
 
     print(f"Training {config.model} on {len(train_set)} tracks ({train_set.name}), validating "
           f"on {len(val_set)} with {config.val_crops} crops each; run directory {run_dir}",
           file=sys.stderr)
+    if workers.distributed:
+        print(f"Distributed: {workers.describe()}; global batch {config.batch_size}, "
+              f"{replica_batch} per replica; synchronised BatchNormalization"
+              + ("" if chief else "; this worker writes nothing (the chief does)"),
+              file=sys.stderr)
     if completed:
         print(f"Resuming after epoch {completed} from {run_dir / CHECKPOINTS}", file=sys.stderr)
     started = time.monotonic()
@@ -229,23 +271,33 @@ def train(config: Config, run_dir: str | Path, *, verbose: int | None = None) ->
         with strategy.scope():
             model.compile(optimizer=make_optimizer(phase), loss="binary_crossentropy",
                           jit_compile=config.jit_compile)
-        if completed > phase.start:
-            _restore_last(model, run_dir / CHECKPOINTS)
-        elif phase.reload_best and (run_dir / CHECKPOINTS / BEST_FILE).is_file():
-            _restore_best_weights(model, run_dir / CHECKPOINTS / BEST_FILE)
-            print(f"Epoch {phase.start}: switching to {phase.optimizer} at learning rate "
-                  f"{phase.learning_rate:g} from the best weights so far", file=sys.stderr)
+            distribute.prepare_fit(model, strategy, workers, input_shape, len(train_set.tags))
+            if completed > phase.start:
+                _restore_last(model, run_dir / CHECKPOINTS)
+            elif phase.reload_best and (run_dir / CHECKPOINTS / BEST_FILE).is_file():
+                _restore_best_weights(model, run_dir / CHECKPOINTS / BEST_FILE)
+                print(f"Epoch {phase.start}: switching to {phase.optimizer} at learning rate "
+                      f"{phase.learning_rate:g} from the best weights so far", file=sys.stderr)
         # A file that broke after the start-up scan (NaN values, deleted, truncated) fails inside
         # the pipeline's numpy call: data_errors surfaces our one-line message, not TF's trace.
-        with pipeline.data_errors():
+        with pipeline.data_errors(), synchronized_batch_norm(model, workers.replicas > 1), \
+                warnings.catch_warnings():
+            # A distributed epoch's step count is unknown until its input ends, and Keras warns
+            # that the input "ran out of data" when it does: that is the end of the epoch.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
             history = model.fit(train_data, epochs=phase.stop,
                                 initial_epoch=max(completed, phase.start),
-                                callbacks=callbacks, verbose=verbose,
+                                callbacks=run_callbacks, verbose=verbose,
                                 shuffle=False)  # the dataset shuffles itself, per epoch
+        if workers.count > 1:
+            distribute.barrier(strategy)  # the chief's checkpoint of the last epoch is written
         completed = int(read_state(run_dir / CHECKPOINTS).get("epoch", completed))
         if model.stop_training:
             break
-    reports.close(best=checkpoint.best)
+    if reports is not None:
+        reports.close(best=checkpoint.best)
+    if workers.count > 1:
+        distribute.barrier(strategy)  # no worker leaves while others still need it
     last_logs = {k: float(v[-1]) for k, v in history.history.items()} if history else {}
     summary = _summary(run_dir, completed, last_logs)
     best = "none" if summary["best"] is None else f"{summary['best']:.4f}"

@@ -30,6 +30,8 @@ def test_string_overrides_are_coerced_to_field_types():
     ({"batch_size": 0}, r"--batch-size 0: must be at least 1"),
     ({"split": 5}, r"--split 5"),
     ({"schedule": "fast"}, r"--schedule 'fast'"),
+    ({"dropout": 1}, r"--dropout 1.0: must be at least 0 and below 1"),
+    ({"strategy": "tpu"}, r"--strategy 'tpu': expected one of"),
     ({"data_dir": "/d"}, r"--data-dir and --meta-dir go together"),
     ({"colour": "red"}, r"unknown field 'colour'"),
 ])

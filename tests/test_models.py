@@ -288,3 +288,27 @@ def test_model_code_uses_keras_only_so_it_runs_on_any_backend():
         imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                      if isinstance(node, ast.ImportFrom) and node.module}
         assert not imported & {"tensorflow", "tf_keras", "torch", "jax"}, source.name
+
+
+def test_dropout_rate_is_an_argument_and_zero_leaves_the_layer_out():
+    assert build_model("baseline5").get_layer("dropout").rate == 0.5
+    assert build_model("baseline5", dropout=0.2).get_layer("dropout").rate == 0.2
+    without = build_model("baseline5", dropout=0.0)
+    assert "dropout" not in [layer.name for layer in without.layers]
+    assert without.count_params() == build_model("baseline5").count_params()
+    with pytest.raises(ModelError, match=r"model baseline5: dropout 1.0 must be in \[0, 1\)"):
+        build_model("baseline5", dropout=1.0)
+
+
+def test_synchronized_batch_norm_is_set_inside_the_block_only():
+    from emotion_keras.models import synchronized_batch_norm
+
+    model = build_model("baseline5")
+    norms = [layer for layer in model.layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    with synchronized_batch_norm(model):
+        assert all(layer.synchronized for layer in norms)
+        with synchronized_batch_norm(model, False):
+            assert not any(layer.synchronized for layer in norms)
+        assert all(layer.synchronized for layer in norms)
+    assert not any(layer.synchronized for layer in norms)

@@ -139,12 +139,18 @@ def test_short_track_is_padded_and_exact_length_track_is_not(melspec_corpus):
     assert (exact != PAD_VALUE).all()
 
 
-def test_shard_keeps_every_nth_track(melspec_corpus):
+def test_shards_split_each_shuffled_epoch_between_workers(melspec_corpus):
     root, subset = melspec_corpus([40] * 10)
-    dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=4, n_bands=BANDS,
-                                     shard=(3, 1))
-    tracks, _ = crop_origin(one_epoch(dataset)[0])
-    assert sorted(tracks) == [1, 4, 7]
+
+    def shard(index, **settings):
+        dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=4,
+                                         n_bands=BANDS, shard=(3, index), **settings)
+        return list(crop_origin(one_epoch(dataset)[0])[0])
+
+    assert shard(1, shuffle=False) == [1, 4, 7]
+    shards = [shard(index, seed=3) for index in range(3)]
+    assert sorted(sum(shards, [])) == list(range(10))
+    assert shards[1] != [1, 4, 7]  # positions in the shuffled epoch, not fixed tracks
     with pytest.raises(ConfigError, match=r"shard=\(2, 2\)"):
         pipeline.train_dataset(root, subset, crop_frames=T, n_bands=BANDS, shard=(2, 2))
 

@@ -18,7 +18,12 @@ FIELD_HELP = {
     "learning_rate": "Adam learning rate of the paper schedule",
     "schedule": "paper (Adam) or original (Adam, then SGD with restarts from the best weights)",
     "seed": "fixes initialisation, shuffling and crops",
-    "strategy": "tf.distribute strategy: auto, default, mirrored, multiworker",
+    "strategy": "tf.distribute strategy: auto (mirrored with several GPUs), default, mirrored, "
+                "multiworker (set TF_CONFIG in every worker)",
+    "dropout": "dropout rate before the output layer (paper: 0.5)",
+    "batch_size": "global batch size over all replicas (paper: 64)",
+    "mixed_precision": "mixed precision (float16 on GPU, bfloat16 otherwise)",
+    "jit_compile": "compile the training step with XLA",
 }
 
 

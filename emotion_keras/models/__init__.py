@@ -12,6 +12,7 @@ imports Keras, so command-line code imports it inside the command function.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 
@@ -19,7 +20,8 @@ import keras
 
 from emotion_keras.errors import ModelError
 from emotion_keras.models import architectures as arch
-from emotion_keras.models.architectures import DEFAULT_INPUT_SHAPE, DEFAULT_NUM_TAGS
+from emotion_keras.models.architectures import (DEFAULT_DROPOUT, DEFAULT_INPUT_SHAPE,
+                                                DEFAULT_NUM_TAGS)
 
 #: Registered architectures, in the order of the paper's Table 2.
 MODELS = {
@@ -45,23 +47,52 @@ def _check_name(name: str) -> None:
 
 
 def build_model(name: str, input_shape=DEFAULT_INPUT_SHAPE,
-                num_tags: int = DEFAULT_NUM_TAGS) -> keras.Model:
+                num_tags: int = DEFAULT_NUM_TAGS, dropout: float = DEFAULT_DROPOUT) -> keras.Model:
     """Builds registered model `name`, uncompiled.
 
     Args:
         name: one of `MODELS`.
         input_shape: `(bands, frames, 1)` of a crop.
         num_tags: number of outputs.
+        dropout: rate of the Dropout before the output layer (paper: 0.5; 0 leaves it out).
 
     Returns:
         The model, input layer `melspec`, output layer `tags` (float32 sigmoid).
 
     Raises:
-        ModelError: an unknown name (listing the valid ones), or an input shape the model cannot
-            pool down to 1x1 (naming the sizes it can).
+        ModelError: an unknown name (listing the valid ones), an input shape the model cannot
+            pool down to 1x1 (naming the sizes it can), or a dropout rate outside [0, 1).
     """
     _check_name(name)
-    return MODELS[name](input_shape=input_shape, num_tags=num_tags)
+    return MODELS[name](input_shape=input_shape, num_tags=num_tags, dropout=dropout)
+
+
+@contextlib.contextmanager
+def synchronized_batch_norm(model: keras.Model, enabled: bool = True):
+    """Within the block, `model`'s BatchNormalization layers are synchronised (or not).
+
+    Under a tf.distribute strategy with several replicas each replica sees only its share of the
+    global batch; synchronised BatchNormalization all-reduces the batch mean and variance so that
+    training normalises over the whole global batch, as on one device (Keras's
+    `synchronized=True`, TensorFlow backend only). It is a property of how a model is trained,
+    not of the model: training turns it on around `fit`, and checkpoints are saved inside
+    `synchronized_batch_norm(model, False)`, so that they load on any backend. The flag is read
+    when a step function is traced, so switching it between steps changes no compiled step.
+
+    Args:
+        model: a built model.
+        enabled: the setting inside the block; the previous one is restored on leaving it.
+    """
+    layers = [layer for layer in model.layers
+              if isinstance(layer, keras.layers.BatchNormalization)]
+    before = [layer.synchronized for layer in layers]
+    for layer in layers:
+        layer.synchronized = enabled
+    try:
+        yield model
+    finally:
+        for layer, flag in zip(layers, before):
+            layer.synchronized = flag
 
 
 def input_sizes(name: str) -> dict[str, tuple[int, int]]:

@@ -30,6 +30,8 @@ from emotion_keras.models.blocks import (apply_bottleneck_block, apply_conv_bn_e
 
 DEFAULT_INPUT_SHAPE = (96, 1280, 1)
 DEFAULT_NUM_TAGS = 56
+#: The Dropout rate before the output layer (paper and original: 0.5).
+DEFAULT_DROPOUT = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +182,8 @@ def _apply_step(x, step, name: str):
 
 
 def build_from_table(name: str, table, input_shape=DEFAULT_INPUT_SHAPE,
-                     num_tags: int = DEFAULT_NUM_TAGS) -> keras.Model:
+                     num_tags: int = DEFAULT_NUM_TAGS,
+                     dropout: float = DEFAULT_DROPOUT) -> keras.Model:
     """Builds an architecture table into an uncompiled model.
 
     Step i of the table names its layers `block{i}_...` (e.g. `block1_conv`, `block1_pool`,
@@ -191,6 +194,7 @@ def build_from_table(name: str, table, input_shape=DEFAULT_INPUT_SHAPE,
         table: a tuple of `Conv` and `Bottleneck` steps.
         input_shape: `(bands, frames, 1)` of a crop.
         num_tags: number of outputs.
+        dropout: rate of the Dropout before the output layer (the paper's 0.5; 0 removes it).
 
     Returns:
         A `keras.Model` from input `melspec` `[batch, bands, frames, 1]` to output `tags`
@@ -200,34 +204,41 @@ def build_from_table(name: str, table, input_shape=DEFAULT_INPUT_SHAPE,
         ModelError: see `check_arguments`.
     """
     input_shape, num_tags = check_arguments(name, table, input_shape, num_tags)
+    if not 0 <= dropout < 1:
+        raise ModelError(f"model {name}: dropout {dropout!r} must be in [0, 1)")
     inputs = keras.Input(shape=input_shape, name="melspec")
     # The original normalises the raw log-mel input with a BatchNormalization of its own.
     x = batch_norm("input_bn")(inputs)
     for i, step in enumerate(table, start=1):
         x = _apply_step(x, step, f"block{i}")
-    return keras.Model(inputs, apply_head(x, num_tags), name=name)
+    return keras.Model(inputs, apply_head(x, num_tags, dropout=dropout), name=name)
 
 
-def build_baseline5(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS):
+def build_baseline5(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS,
+                    dropout: float = DEFAULT_DROPOUT):
     """The organisers' 5-convolution baseline (paper Table 2, first row)."""
-    return build_from_table("baseline5", BASELINE5, input_shape, num_tags)
+    return build_from_table("baseline5", BASELINE5, input_shape, num_tags, dropout)
 
 
-def build_vgg6(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS):
+def build_vgg6(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS,
+               dropout: float = DEFAULT_DROPOUT):
     """The paper's 6-convolution VGG-like network with ELU (Table 1; its best single model)."""
-    return build_from_table("vgg6", VGG6, input_shape, num_tags)
+    return build_from_table("vgg6", VGG6, input_shape, num_tags, dropout)
 
 
-def build_res16(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS):
+def build_res16(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS,
+                dropout: float = DEFAULT_DROPOUT):
     """Residual network of 16 convolutions: a 5x5 stem and five bottleneck blocks (Table 2)."""
-    return build_from_table("res16", RES16, input_shape, num_tags)
+    return build_from_table("res16", RES16, input_shape, num_tags, dropout)
 
 
-def build_res18(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS):
+def build_res18(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS,
+                dropout: float = DEFAULT_DROPOUT):
     """Residual network of 18 convolutions: six bottleneck blocks (Table 2)."""
-    return build_from_table("res18", RES18, input_shape, num_tags)
+    return build_from_table("res18", RES18, input_shape, num_tags, dropout)
 
 
-def build_vgg25(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS):
+def build_vgg25(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS,
+                dropout: float = DEFAULT_DROPOUT):
     """25 plain convolutions without residual connections, average-pooled at the end (Table 2)."""
-    return build_from_table("vgg25", VGG25, input_shape, num_tags)
+    return build_from_table("vgg25", VGG25, input_shape, num_tags, dropout)

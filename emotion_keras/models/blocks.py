@@ -104,8 +104,8 @@ def apply_bottleneck_block(x, filters: int, stride: int, name: str):
     return layers.ELU(name=f"{name}_elu")(y)
 
 
-def apply_head(x, num_tags: int, name: str = "tags"):
-    """Flatten the 1x1 map, Dropout(0.5), then Dense(num_tags) with sigmoid in float32.
+def apply_head(x, num_tags: int, name: str = "tags", dropout: float = 0.5):
+    """Flatten the 1x1 map, Dropout (the paper's 0.5), then Dense(num_tags) with sigmoid in float32.
 
     The output layer is float32 whatever the global precision policy, so a mixed-precision model
     still returns float32 probabilities (and its loss is computed in float32).
@@ -114,10 +114,12 @@ def apply_head(x, num_tags: int, name: str = "tags"):
         x: the last feature map, `[batch, 1, 1, channels]`.
         num_tags: output size.
         name: name of the output layer.
+        dropout: the Dropout rate; 0 leaves the layer out.
 
     Returns:
         Tag probabilities `[batch, num_tags]`.
     """
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dropout(0.5, name="dropout")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="dropout")(x)
     return layers.Dense(num_tags, activation="sigmoid", dtype="float32", name=name)(x)
