@@ -61,8 +61,10 @@ predict: $(VENV)/.audio ## Tags for AUDIO (audio or .npy files/folders) with MOD
 tensorboard: venv ## Serve the TensorBoard reviews of every run under RUNS_DIR (default runs/)
 	$(BIN)/tensorboard --logdir $(or $(RUNS_DIR),runs)
 
-bench: venv ## Benchmark the tf.data pipeline on a cached stand-in corpus (TRACKS=1000, about 4 GB)
+# `make bench` trains MODEL (vgg6 by default, like `make train`) at BATCH (default 64) in float32.
+bench: venv ## Benchmark the tf.data pipeline (TRACKS=1000, ~4 GB corpus), then training: MODEL BATCH
 	$(EK) bench pipeline $(if $(TRACKS),--tracks $(TRACKS))
+	$(EK) bench train --model $(MODEL) $(if $(BATCH),--batch-size $(BATCH)) $(if $(TRACKS),--tracks $(TRACKS))
 
 test: venv ## Run the whole test suite
 	$(BIN)/python -m pytest
