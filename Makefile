@@ -18,7 +18,7 @@ endif
 # The run directory `make train` writes and `make evaluate/export` read.
 RUN ?= runs/$(CONFIG)-$(MODEL)-split$(SPLIT)
 TRAIN_FLAGS := --run-dir $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(SCHEDULE),--schedule $(SCHEDULE)) \
-	$(if $(STRATEGY),--strategy $(STRATEGY))
+	$(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(MIXED_PRECISION),--mixed-precision) $(if $(XLA),--jit-compile)
 
 .PHONY: help venv train evaluate export table melspec predict tensorboard test test-fast bench
 
@@ -33,7 +33,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-train: venv ## Train MODEL (demo data unless DATA=melspecs META=metadata); SPLIT EPOCHS RUN SEED SCHEDULE
+train: venv ## Train MODEL (demo data unless DATA=melspecs META=metadata); SPLIT EPOCHS RUN SEED SCHEDULE STRATEGY MIXED_PRECISION=1 XLA=1
 	$(EK) train --config $(CONFIG) --model $(MODEL) --split $(SPLIT) $(DATA_FLAGS) $(TRAIN_FLAGS)
 
 evaluate: venv ## Score RUN's best checkpoint on the test split (writes into RUN)

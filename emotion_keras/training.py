@@ -153,6 +153,17 @@ def train(config: Config, run_dir: str | Path, *, verbose: int | None = None,
     """
     import keras
 
+    # The precision policy is global in Keras: put back whatever the caller had.
+    policy = keras.mixed_precision.global_policy()
+    try:
+        return _train(config, Path(run_dir), verbose, callbacks)
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+
+
+def _train(config: Config, run_dir: Path, verbose: int | None, callbacks) -> dict:
+    import keras
+
     from emotion_keras import distribute, pipeline
     from emotion_keras.melspec_io import scan_melspecs
     from emotion_keras.models import build_model, synchronized_batch_norm

@@ -186,3 +186,19 @@ def test_sigkill_mid_run_resumes_after_last_completed_epoch(tiny_demo, tmp_path)
     assert f"Resuming after epoch {killed_at}" in result.stderr
     assert list(pd.read_csv(run / "history.csv")["epoch"]) == [0, 1, 2]
     assert read_state(run / "checkpoints")["epoch"] == 3
+
+
+@pytest.mark.slow
+def test_mixed_precision_and_xla_train_and_leave_the_global_policy_alone(tiny_demo, tmp_path):
+    run = tmp_path / "run"
+    before = keras.mixed_precision.global_policy().name
+    config = tiny_config(tiny_demo, model="baseline5", epochs=1, batch_size=4, train_tracks=8,
+                         mixed_precision=True, jit_compile=True)
+    summary = training.train(config, run, verbose=0)
+    assert summary["epochs"] == 1 and np.isfinite(summary["last_logs"]["loss"])
+    assert keras.mixed_precision.global_policy().name == before
+    saved = keras.saving.load_model(run / "checkpoints" / "epoch-0001.keras")
+    # On a CPU mixed precision is bfloat16; the output layer stays float32.
+    assert saved.get_layer("block1_conv").dtype_policy.name == "mixed_bfloat16"
+    assert saved.get_layer("tags").dtype_policy.name == "float32"
+    assert saved.get_layer("block1_conv").compute_dtype == "bfloat16"
