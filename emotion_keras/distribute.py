@@ -149,9 +149,9 @@ def distributed_dataset(strategy, make_dataset):
         shard = None
         if context.num_input_pipelines > 1:
             shard = (context.num_input_pipelines, context.input_pipeline_id)
-        # Keras would take this pipeline's batch count (every replica's batches) for the steps
-        # of an epoch and warn each epoch that the input ran out; with an unknown count it steps
-        # until the input ends, as it does on one device.
+        # Keras would take this pipeline's batch count (the batches of all its replicas) for the
+        # steps of an epoch, and each epoch would end early when the input runs out; with an
+        # unknown count it steps until the input ends and counts the steps it took.
         return make_dataset(shard).filter(lambda *_: True)
 
     return strategy.distribute_datasets_from_function(worker_dataset)
@@ -187,7 +187,7 @@ def prepare_fit(model, strategy, workers: Workers, input_shape, num_tags: int) -
             model._symbolic_build(data_batch=example)
 
     model._maybe_symbolic_build = symbolic_build
-    if workers.count > 1:
+    if workers.count > 1 and "train_step" not in vars(model):  # once per model
         train_step = model.train_step
 
         def train_step_with_axis(data):
