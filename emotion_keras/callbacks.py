@@ -119,7 +119,6 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         if previous and previous != name:
             (self.directory / previous).unlink(missing_ok=True)
 
-
     def _save(self, path: Path) -> None:
         from emotion_keras.models import synchronized_batch_norm
 

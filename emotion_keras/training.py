@@ -174,7 +174,6 @@ def _train(config: Config, run_dir: Path, verbose: int | None, callbacks) -> dic
     workers = distribute.workers_of(strategy)
     chief = workers.is_chief
     replica_batch = distribute.per_replica_batch(config.batch_size, workers)
-    run_dir = Path(run_dir)
     config = resolve_data(config)
     completed = prepare_run_dir(run_dir, config, write=chief)
     if workers.count > 1:

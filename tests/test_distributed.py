@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -151,8 +152,8 @@ def test_train_mirrored_on_two_cpus(small_demo, tmp_path):
     assert "ran out of data" not in err
     assert read_state(run / "checkpoints")["epoch"] == 1
     # Checkpoints hold plain BatchNormalization (synchronisation is how the run trained).
-    saved = json.loads(__import__("zipfile").ZipFile(
-        run / "checkpoints" / "epoch-0001.keras").read("config.json"))
+    saved = json.loads(zipfile.ZipFile(run / "checkpoints" / "epoch-0001.keras")
+                       .read("config.json"))
     flags = [layer["config"]["synchronized"] for layer in saved["config"]["layers"]
              if layer["class_name"] == "BatchNormalization"]
     assert flags and not any(flags)
