@@ -39,8 +39,8 @@ train: venv ## Train MODEL (demo data unless DATA=melspecs META=metadata); SPLIT
 evaluate: venv ## Score RUN's best checkpoint on the test split (writes into RUN)
 	$(EK) evaluate $(RUN)
 
-export: venv ## Export RUN as a SavedModel (RUN/export, or OUT=dir)
-	$(EK) export $(RUN) $(if $(OUT),--out $(OUT))
+export: venv ## Export RUN as a SavedModel (RUN/export, or OUT=dir; OVERWRITE=1 replaces an earlier export)
+	$(EK) export $(RUN) $(if $(OUT),--out $(OUT)) $(if $(OVERWRITE),--overwrite)
 
 # Every evaluated run directory under runs/ unless RUNS="dir1 dir2" is given.
 RUNS ?= $(patsubst %/metrics.json,%,$(wildcard runs/*/metrics.json))

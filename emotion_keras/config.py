@@ -23,6 +23,8 @@ from emotion_keras.errors import ConfigError
 EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
 
 SCHEDULES = ("paper", "original")
+#: What `monitor` may name: the validation figures the training callback computes.
+MONITORS = ("val_pr_auc_macro", "val_roc_auc_macro", "val_pr_auc_micro", "val_roc_auc_micro")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 
 
@@ -97,6 +99,9 @@ class Config:
         if self.schedule not in SCHEDULES:
             raise ConfigError(f"--schedule {self.schedule!r}: expected one of "
                               f"{', '.join(SCHEDULES)}")
+        if self.monitor not in MONITORS:
+            raise ConfigError(f"--monitor {self.monitor!r}: expected one of "
+                              f"{', '.join(MONITORS)} (the validation figures a run computes)")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"--strategy {self.strategy!r}: expected one of "
                               f"{', '.join(STRATEGIES)}")

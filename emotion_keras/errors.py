@@ -24,3 +24,7 @@ class ConfigError(EmotionKerasError):
 
 class ModelError(EmotionKerasError):
     """A model name, input shape or saved model is unusable."""
+
+
+class TrainingError(EmotionKerasError):
+    """Training cannot go on (the loss diverged to NaN or infinity)."""

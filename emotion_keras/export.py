@@ -22,9 +22,44 @@ import json
 import sys
 from pathlib import Path
 
+from emotion_keras.errors import ConfigError
 from emotion_keras.fileio import atomic_directory
 
 SERVE_ENDPOINT = "serve"
+#: The file that marks a folder as an export of ours (and that `--overwrite` may replace).
+EXPORT_MARKER = "export.json"
+
+
+def check_export_target(out_dir: str | Path, run_dir: str | Path, overwrite: bool = False) -> None:
+    """Refuses an export folder whose replacement would destroy something.
+
+    An export replaces its folder whole, so the folder must be new, empty, or a previous export
+    of ours (`export.json`) with `overwrite`; it may never be a run directory, hold one, or be
+    the folder of the run being exported or one above it.
+
+    Raises:
+        ConfigError: naming `--out` and what it holds.
+    """
+    out_dir, run_dir = Path(out_dir), Path(run_dir)
+    target = out_dir.resolve()
+    run = run_dir.resolve()
+    if target == run or target in run.parents:
+        raise ConfigError(f"--out {out_dir}: is the run directory {run_dir} or a folder above "
+                          f"it; an export replaces its folder whole and would destroy the run "
+                          f"(give a new folder, or leave --out out for {run_dir / 'export'})")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir}: is a file, expected a folder for the export")
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    if (out_dir / "config.json").is_file():
+        raise ConfigError(f"--out {out_dir}: is a run directory; an export never replaces one "
+                          f"(give a new folder)")
+    if not (out_dir / EXPORT_MARKER).is_file():
+        raise ConfigError(f"--out {out_dir}: exists and is not an export of emotion-keras (no "
+                          f"{EXPORT_MARKER}); give a new or empty folder")
+    if not overwrite:
+        raise ConfigError(f"--out {out_dir}: holds an earlier export; give --overwrite to "
+                          f"replace it, or a new folder")
 
 
 def crop_average_fn(model, *, n_bands: int, crop_frames: int, n_crops: int, tags,
@@ -76,7 +111,7 @@ def export_model(model, out_dir: str | Path, *, tags, n_bands: int, crop_frames:
         archive.write_out(str(tmp / "saved_model"), verbose=False)
         model.save(tmp / "model.keras")
         (tmp / "tags.txt").write_text("\n".join(tags) + "\n", encoding="utf-8")
-        (tmp / "export.json").write_text(json.dumps({
+        (tmp / EXPORT_MARKER).write_text(json.dumps({
             "endpoint": SERVE_ENDPOINT, "input": f"float32 [{n_bands}, frames], unbatched",
             "outputs": {"probabilities": f"float32 [{len(tags)}]", "tags": "string"},
             "n_bands": n_bands, "crop_frames": crop_frames, "n_crops": n_crops,
@@ -86,12 +121,17 @@ def export_model(model, out_dir: str | Path, *, tags, n_bands: int, crop_frames:
 
 
 def export_run(run_dir: str | Path, out_dir: str | Path | None = None,
-               n_crops: int | None = None) -> Path:
-    """Exports the best checkpoint of a run (default: `RUN/export`), with the test crop count."""
+               n_crops: int | None = None, overwrite: bool = False) -> Path:
+    """Exports the best checkpoint of a run (default: `RUN/export`), with the test crop count.
+
+    An existing export folder is replaced only with `overwrite`; anything else already in
+    `out_dir` is refused (`check_export_target`).
+    """
     from emotion_keras import inference
 
-    run = inference.load_run(run_dir)
     out_dir = Path(out_dir) if out_dir else Path(run_dir) / "export"
+    check_export_target(out_dir, run_dir, overwrite)
+    run = inference.load_run(run_dir)
     print(f"Exporting {run.checkpoint} to {out_dir} ...", file=sys.stderr)
     return export_model(run.model, out_dir, tags=run.tags, n_bands=run.config.n_bands,
                         crop_frames=run.config.crop_frames,

@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from emotion_keras import metadata
-from emotion_keras.callbacks import BEST_FILE, ResumableCheckpoint, ValidationAUC, read_state
+from emotion_keras.callbacks import (BEST_FILE, HISTORY_FILE, PER_TAG_FILE, HistoryRecord,
+                                     ResumableCheckpoint, StopOnNaN, ValidationAUC,
+                                     repair_run_records, read_state)
 from emotion_keras.config import Config
 from emotion_keras.errors import ConfigError
 from emotion_keras.fileio import atomic_write_text
@@ -105,22 +107,13 @@ def prepare_run_dir(run_dir: Path, config: Config, write: bool = True) -> int:
             raise ConfigError(f"--run-dir {run_dir}: holds a run with another configuration "
                               f"({'; '.join(differing)}); give a new --run-dir, or repeat the "
                               f"original flags to resume it")
-    if write:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config.to_json(saved_path)
-    return int(read_state(run_dir / CHECKPOINTS).get("epoch", 0))
-
-
-def _trim_history(path: Path, completed_epochs: int) -> None:
-    # CSVLogger appends on resume; rows of an epoch that died before its checkpoint would repeat.
-    if not path.is_file():
-        return
-    import pandas as pd
-
-    history = pd.read_csv(path)
-    if "epoch" in history and (history["epoch"] >= completed_epochs).any():
-        atomic_write_text(path, history[history["epoch"] < completed_epochs]
-                          .to_csv(index=False))
+    if not write:
+        return int(read_state(run_dir / CHECKPOINTS).get("epoch", 0))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config.to_json(saved_path)
+    # A crash may have come between two writes of the last epoch: make the records agree with
+    # the checkpoint state (the source of truth) before training on.
+    return repair_run_records(run_dir, run_dir / CHECKPOINTS)
 
 
 def set_precision_policy(config: Config) -> None:
@@ -237,7 +230,7 @@ def _train(config: Config, run_dir: Path, verbose: int | None, callbacks) -> dic
         # ValidationAUC first: the callbacks after it read the figures it adds to `logs`.
         ValidationAUC(predict_validation, val_set.labels, val_set.tags,
                       every=config.validate_every,
-                      per_tag_csv=run_dir / "val_per_tag.csv" if chief else None),
+                      per_tag_csv=run_dir / PER_TAG_FILE if chief else None),
     ]
     if chief:
         reports = RunReports(run_dir / LOGS, config, train_set.tags, val_set.labels,
@@ -249,17 +242,17 @@ def _train(config: Config, run_dir: Path, verbose: int | None, callbacks) -> dic
                 **data_settings))
         checkpoint = ResumableCheckpoint(run_dir / CHECKPOINTS, monitor=config.monitor)
         run_callbacks += [
+            # The records first, then the checkpoint's commit (see emotion_keras.callbacks).
+            HistoryRecord(run_dir / HISTORY_FILE),
             checkpoint,
-            keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=True),
             keras.callbacks.TensorBoard(log_dir=str(run_dir / LOGS), write_graph=False),
         ]
-    run_callbacks.append(keras.callbacks.TerminateOnNaN())
+    # First of all: a NaN loss stops the run before any callback ends the epoch.
+    run_callbacks.insert(0, StopOnNaN())
     if config.early_stopping_patience:
         run_callbacks.append(keras.callbacks.EarlyStopping(
             monitor=config.monitor, mode="max", patience=config.early_stopping_patience))
     run_callbacks += list(callbacks)
-    if chief:
-        _trim_history(run_dir / "history.csv", completed)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
 
@@ -310,10 +303,15 @@ def _train(config: Config, run_dir: Path, verbose: int | None, callbacks) -> dic
         distribute.barrier(strategy)  # no worker leaves while others still need it
     last_logs = {k: float(v[-1]) for k, v in history.history.items()} if history else {}
     summary = _summary(run_dir, completed, last_logs)
-    best = "none" if summary["best"] is None else f"{summary['best']:.4f}"
-    print(f"\nDone in {time.monotonic() - started:.0f} s. Best {config.monitor} "
-          f"{best} at epoch {summary['best_epoch']}.\n"
-          f"  run directory:  {run_dir}\n  best model:     {run_dir / CHECKPOINTS / BEST_FILE}\n"
+    if summary["best"] is None:
+        best = (f"No epoch gave a {config.monitor} figure (every validation tag had a single "
+                f"class?), so there is no best model.")
+        best_model = "none"
+    else:
+        best = f"Best {config.monitor} {summary['best']:.4f} at epoch {summary['best_epoch']}."
+        best_model = str(run_dir / CHECKPOINTS / BEST_FILE)
+    print(f"\nDone in {time.monotonic() - started:.0f} s. {best}\n"
+          f"  run directory:  {run_dir}\n  best model:     {best_model}\n"
           f"  TensorBoard:    tensorboard --logdir {run_dir / LOGS}   (or: make tensorboard)",
           file=sys.stderr)
     return summary

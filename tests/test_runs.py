@@ -7,6 +7,7 @@ The test subset has 56 tracks so that every tag has a positive, as the official 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -153,3 +154,57 @@ def test_predict_csv_from_an_export(trained_run, tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split(",")[:3] == ["file", "top_tags", "mood/theme---action"]
     assert len(lines) == 2 and len(lines[1].split(",")) == 2 + 56
+
+
+def test_export_never_replaces_a_run_or_a_folder_that_is_not_an_earlier_export(tmp_path,
+                                                                                capsys):
+    """Refused before any model is loaded: nothing in these folders is touched."""
+    run = tmp_path / "runs" / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    Config().to_json(run / "config.json")
+    (run / "checkpoints" / "best.keras").write_bytes(b"weights")
+    other_run = tmp_path / "other-run"
+    other_run.mkdir()
+    Config().to_json(other_run / "config.json")
+    mine = tmp_path / "my-folder"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    cases = {
+        str(run): "is the run directory",
+        str(tmp_path / "runs"): "is the run directory .* or a folder above it",
+        str(other_run): "is a run directory; an export never replaces one",
+        str(mine): "exists and is not an export of emotion-keras",
+        str(mine / "thesis.tex"): "is a file",
+    }
+    for out, message in cases.items():
+        assert main(["export", str(run), "--out", out, "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}" in err and len(err.strip().splitlines()) == 1
+        assert re.search(message, err), err
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_export_replaces_an_earlier_export_only_with_overwrite(tmp_path, capsys):
+    from emotion_keras.export import check_export_target
+
+    run = tmp_path / "run"
+    earlier = tmp_path / "export"
+    earlier.mkdir()
+    (earlier / "export.json").write_text("{}")
+    assert main(["export", str(run), "--out", str(earlier)]) == 2
+    assert "holds an earlier export; give --overwrite" in capsys.readouterr().err
+    check_export_target(earlier, run, overwrite=True)  # accepted
+    check_export_target(tmp_path / "new", run)  # a new folder
+    (tmp_path / "empty").mkdir()
+    check_export_target(tmp_path / "empty", run)  # an empty one
+
+
+@pytest.mark.slow
+def test_export_overwrite_replaces_an_earlier_export(trained_run, tmp_path):
+    out = tmp_path / "export"
+    assert main(["export", str(trained_run), "--out", str(out)]) == 0
+    (out / "stale.txt").write_text("from the earlier export")
+    assert main(["export", str(trained_run), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "export.json").is_file() and not (out / "stale.txt").exists()

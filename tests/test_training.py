@@ -202,3 +202,102 @@ def test_mixed_precision_and_xla_train_and_leave_the_global_policy_alone(tiny_de
     assert saved.get_layer("block1_conv").dtype_policy.name == "mixed_bfloat16"
     assert saved.get_layer("tags").dtype_policy.name == "float32"
     assert saved.get_layer("block1_conv").compute_dtype == "bfloat16"
+
+
+def test_monitor_must_be_a_figure_the_run_computes():
+    with pytest.raises(ConfigError, match=r"--monitor 'val_loss': expected one of "
+                                          r"val_pr_auc_macro"):
+        Config(monitor="val_loss")
+    assert Config(monitor="val_roc_auc_macro").monitor == "val_roc_auc_macro"
+
+
+def test_a_nan_loss_stops_training_before_the_epoch_is_committed(tmp_path):
+    from emotion_keras.callbacks import StopOnNaN
+    from emotion_keras.errors import TrainingError
+
+    model = tiny_model()
+    labels = np.full((8, 3), np.nan)  # a NaN loss from the first step on
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 1, step 1: training "
+                                            r"diverged.*keeps its last completed epoch \(0\)"):
+        model.fit(np.ones((8, 4)), labels, epochs=2, batch_size=4, verbose=0,
+                  callbacks=[StopOnNaN(), ResumableCheckpoint(tmp_path)])
+    assert read_state(tmp_path) == {} and not list(tmp_path.glob("*.keras"))
+
+
+def test_records_are_written_before_the_commit_and_repaired_after_a_crash(tmp_path):
+    """A crash between the records' write and the checkpoint's commit leaves rows of an
+    uncommitted epoch, and one between the commit and the copy to best.keras leaves an old best:
+    the repair on resume makes everything agree with state.json again."""
+    from emotion_keras.callbacks import HistoryRecord, repair_run_records
+
+    run, checkpoints = tmp_path / "run", tmp_path / "run" / "checkpoints"
+    values = iter([0.3, 0.5, 0.6])
+
+    class Scores(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_pr_auc_macro"] = next(values)
+
+    class CrashAfterRecords(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt  # the process dies between records and commit
+
+    model = tiny_model()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(np.zeros((4, 4)), np.zeros((4, 3)), epochs=3, verbose=0,
+                  callbacks=[Scores(), HistoryRecord(run / "history.csv"), CrashAfterRecords(),
+                             ResumableCheckpoint(checkpoints)])
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [0, 1, 2]
+    assert read_state(checkpoints)["epoch"] == 2
+    # Leftovers of interrupted writes, and an interrupted copy to best.keras (state says the
+    # best is epoch 2, best.keras holds epoch 1's model).
+    (checkpoints / ".epoch-0003.keras.abc123.tmp.keras").write_bytes(b"half")
+    (run / ".history.csv.xyz.tmp.csv").write_bytes(b"half")
+    best_before = (checkpoints / "best.keras").read_bytes()
+    (checkpoints / "best.keras").write_bytes(b"an older best model")
+
+    assert repair_run_records(run, checkpoints) == 2
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [0, 1]
+    assert (checkpoints / "best.keras").read_bytes() == best_before
+    assert (checkpoints / "best.keras").read_bytes() == (
+        checkpoints / "epoch-0002.keras").read_bytes()
+    assert not list(run.rglob(".*.tmp*")), "temporary files are removed"
+
+
+def test_an_empty_history_file_from_a_crashed_first_epoch_does_not_wedge_the_run(tmp_path):
+    config = Config(data_dir="/d", meta_dir="/m", epochs=2)
+    (tmp_path / "history.csv").write_bytes(b"")  # what a kill -9 in epoch 1 used to leave
+    (tmp_path / "val_per_tag.csv").write_bytes(b"")
+    assert training.prepare_run_dir(tmp_path, config) == 0
+    assert not (tmp_path / "history.csv").exists()
+    assert not (tmp_path / "val_per_tag.csv").exists()
+
+
+@pytest.mark.slow
+def test_sigkill_during_the_first_epoch_then_rerun_completes(tiny_demo, tmp_path):
+    data_dir, meta_dir = tiny_demo
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "emotion_keras", "train", "--config", "demo",
+               "--data-dir", str(data_dir), "--meta-dir", str(meta_dir), "--epochs", "1",
+               "--batch-size", "6", "--val-crops", "2", "--seed", "1", "--run-dir", str(run)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        # Training has begun once the run directory holds its TensorBoard logs.
+        deadline = time.monotonic() + 240
+        while not list((run / "logs").glob("train/events.out.tfevents.*")):
+            assert process.poll() is None, process.stderr.read()[-2000:]
+            assert time.monotonic() < deadline, "training did not start within 4 minutes"
+            time.sleep(0.05)
+        os.killpg(process.pid, signal.SIGKILL)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    assert read_state(run / "checkpoints") == {}, "killed before the first epoch ended"
+
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [0]
+    assert read_state(run / "checkpoints")["epoch"] == 1

@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     export.add_argument("--out", help="export folder (default: RUN_DIR/export)")
     export.add_argument("--crops", type=int, help="regular crops per track (default: the run's "
                                                   "test_crops)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier export in the --out folder (anything else there "
+                             "is never replaced)")
     export.set_defaults(func=run_export)
     register_predict(subparsers)
 
@@ -47,7 +50,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     if args.crops is not None and args.crops < 1:
         raise ConfigError(f"--crops {args.crops}: must be at least 1")
-    out = export_run(args.run_dir, args.out, n_crops=args.crops)
+    out = export_run(args.run_dir, args.out, n_crops=args.crops, overwrite=args.overwrite)
     print(f"Exported to {out}")
     return 0
 
