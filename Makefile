@@ -20,7 +20,7 @@ RUN ?= runs/$(CONFIG)-$(MODEL)-split$(SPLIT)
 TRAIN_FLAGS := --run-dir $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(SCHEDULE),--schedule $(SCHEDULE)) \
 	$(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(MIXED_PRECISION),--mixed-precision) $(if $(XLA),--jit-compile)
 
-.PHONY: help venv train evaluate export table melspec predict tensorboard test test-fast bench
+.PHONY: help venv train evaluate export table melspec predict tensorboard test test-fast lint format bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -62,12 +62,21 @@ tensorboard: venv ## Serve the TensorBoard reviews of every run under RUNS_DIR (
 	$(BIN)/tensorboard --logdir $(or $(RUNS_DIR),runs)
 
 # `make bench` trains MODEL (vgg6 by default, like `make train`) at BATCH (default 64) in float32.
+# The benchmarks live outside the package, in benchmarks/ (see BENCHMARKS.md).
 bench: venv ## Benchmark the tf.data pipeline (TRACKS=1000, ~4 GB corpus), then training: MODEL BATCH
-	$(EK) bench pipeline $(if $(TRACKS),--tracks $(TRACKS))
-	$(EK) bench train --model $(MODEL) $(if $(BATCH),--batch-size $(BATCH)) $(if $(TRACKS),--tracks $(TRACKS))
+	$(BIN)/python -m benchmarks pipeline $(if $(TRACKS),--tracks $(TRACKS))
+	$(BIN)/python -m benchmarks train --model $(MODEL) $(if $(BATCH),--batch-size $(BATCH)) $(if $(TRACKS),--tracks $(TRACKS))
 
 test: venv ## Run the whole test suite
 	$(BIN)/python -m pytest
 
 test-fast: venv ## Run the tests except the slow end-to-end ones
 	$(BIN)/python -m pytest -m "not slow"
+
+lint: venv ## Lint and check the formatting of the code (ruff)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv ## Format the code in place (ruff)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .

@@ -2,16 +2,22 @@
 
 `Config` is a frozen dataclass holding every hyper-parameter with the paper's value as its default
 (Yi et al. 2019, §3; where the paper is silent, the original PyTorch implementation). A run is
-launched from a named configuration in `experiments/` (one JSON file per row of the paper's
-Table 2, plus our own recipes) with overrides by field name; the resolved configuration is saved as
-`config.json` in the run directory and loaded back from there on resume, evaluation and export.
+launched from a named configuration (one JSON file per row of the paper's Table 2, plus our own
+recipes) with overrides by field name; the resolved configuration is saved as `config.json` in the
+run directory and loaded back from there on resume, evaluation and export.
 
-No other module keeps hyper-parameters as constants: they take a `Config` or explicit arguments.
+The named configurations are package data (`emotion_keras/experiments/`, read with
+`importlib.resources`, so they work from an installed wheel; the repository's top-level
+`experiments` is a link to that folder).
+
+No other module keeps hyper-parameters as constants: they take a `Config` or explicit arguments,
+and the one fixed recipe (`ORIGINAL_SCHEDULE`) is defined here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import json
 import types
 import typing
@@ -19,13 +25,44 @@ from pathlib import Path
 
 from emotion_keras.errors import ConfigError
 
-#: `experiments/` beside the package in a source checkout (the layout this project ships).
-EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+#: The package data folder of the named configurations.
+EXPERIMENTS = importlib.resources.files("emotion_keras") / "experiments"
 
 SCHEDULES = ("paper", "original")
 #: What `monitor` may name: the validation figures the training callback computes.
 MONITORS = ("val_pr_auc_macro", "val_roc_auc_macro", "val_pr_auc_micro", "val_roc_auc_micro")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """A stretch of epochs trained with one optimiser: epochs [start, stop).
+
+    Attributes:
+        start, stop: the epochs of the phase (stop exclusive).
+        optimizer: `adam`, or `sgd` (Nesterov momentum `momentum`, decoupled `weight_decay`).
+        learning_rate: constant within the phase.
+        reload_best: start the phase from the best weights so far.
+    """
+
+    start: int
+    stop: int
+    optimizer: str
+    learning_rate: float
+    reload_best: bool = False
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+
+
+#: The original implementation's solver (`schedule="original"`): Adam at 1e-4 for 60 epochs,
+#: then SGD with Nesterov momentum 0.9 and weight decay 1e-4 at 1e-3, 1e-4 and 1e-5 for 20 epochs
+#: each, reloading the best weights at each switch. The last phase runs to `epochs`.
+ORIGINAL_SCHEDULE = (
+    Phase(0, 60, "adam", 1e-4),
+    Phase(60, 80, "sgd", 1e-3, reload_best=True, momentum=0.9, weight_decay=1e-4),
+    Phase(80, 100, "sgd", 1e-4, reload_best=True, momentum=0.9, weight_decay=1e-4),
+    Phase(100, 120, "sgd", 1e-5, reload_best=True, momentum=0.9, weight_decay=1e-4),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +92,8 @@ class Config:
         mixed_precision: train under a mixed-precision policy.
         jit_compile: compile the training step with XLA.
         strategy: tf.distribute strategy (`auto`, `default`, `mirrored`, `multiworker`; see
-            `emotion_keras.distribute`). `batch_size` is the global batch over all replicas.
+            `emotion_keras.training.distribute`). `batch_size` is the global batch over all
+            replicas.
     """
 
     model: str = "vgg6"
@@ -82,38 +120,42 @@ class Config:
     strategy: str = "auto"
 
     def __post_init__(self):
-        positive = ("n_bands", "crop_frames", "batch_size", "val_crops", "test_crops", "epochs",
-                    "validate_every")
+        positive = (
+            "n_bands",
+            "crop_frames",
+            "batch_size",
+            "val_crops",
+            "test_crops",
+            "epochs",
+            "validate_every",
+        )
         for name in positive:
             if getattr(self, name) < 1:
-                raise ConfigError(f"--{_flag(name)} {getattr(self, name)}: must be at least 1")
+                _invalid(name, getattr(self, name), "must be at least 1")
         for name in ("early_stopping_patience", "train_tracks", "val_tracks", "seed"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"--{_flag(name)} {getattr(self, name)}: must be 0 or more")
+                _invalid(name, getattr(self, name), "must be 0 or more")
         if not 0 <= self.split <= 4:
-            raise ConfigError(f"--split {self.split}: MTG-Jamendo has splits 0 to 4")
+            _invalid("split", self.split, "MTG-Jamendo has splits 0 to 4")
         if not 0 <= self.dropout < 1:
-            raise ConfigError(f"--dropout {self.dropout}: must be at least 0 and below 1")
+            _invalid("dropout", self.dropout, "must be at least 0 and below 1")
         if not self.learning_rate > 0:
-            raise ConfigError(f"--learning-rate {self.learning_rate}: must be positive")
-        if self.schedule not in SCHEDULES:
-            raise ConfigError(f"--schedule {self.schedule!r}: expected one of "
-                              f"{', '.join(SCHEDULES)}")
-        if self.monitor not in MONITORS:
-            raise ConfigError(f"--monitor {self.monitor!r}: expected one of "
-                              f"{', '.join(MONITORS)} (the validation figures a run computes)")
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"--strategy {self.strategy!r}: expected one of "
-                              f"{', '.join(STRATEGIES)}")
+            _invalid("learning_rate", self.learning_rate, "must be positive")
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("monitor", self.monitor, MONITORS, "(the validation figures a run computes)")
+        _check_choice("strategy", self.strategy, STRATEGIES)
         if (self.data_dir is None) != (self.meta_dir is None):
-            raise ConfigError("--data-dir and --meta-dir go together: give both for a real "
-                              "dataset, or neither for the demo dataset")
+            raise ConfigError(
+                "data_dir and meta_dir go together: give both for a real "
+                "dataset, or neither for the demo dataset",
+                arguments=("data_dir", "meta_dir"),
+            )
 
     @property
     def uses_demo_data(self) -> bool:
         return self.data_dir is None
 
-    def replace(self, **overrides) -> "Config":
+    def replace(self, **overrides) -> Config:
         """A copy with fields overridden by name; values are coerced from strings if needed."""
         return dataclasses.replace(self, **coerce_overrides(overrides))
 
@@ -126,16 +168,28 @@ class Config:
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
+    def with_absolute_paths(self) -> Config:
+        """A copy whose data folders are absolute, so the run works from any directory."""
+        return self.replace(
+            **{
+                name: str(Path(getattr(self, name)).expanduser().resolve())
+                for name in ("data_dir", "meta_dir")
+                if getattr(self, name) is not None
+            }
+        )
+
     @classmethod
-    def from_dict(cls, values: dict, source: str = "configuration") -> "Config":
+    def from_dict(cls, values: dict, source: str = "configuration") -> Config:
         unknown = sorted(set(values) - set(field_names()))
         if unknown:
-            raise ConfigError(f"{source}: unknown field(s) {', '.join(unknown)} (valid fields: "
-                              f"{', '.join(field_names())})")
+            raise ConfigError(
+                f"{source}: unknown field(s) {', '.join(unknown)} (valid fields: "
+                f"{', '.join(field_names())})"
+            )
         return cls(**coerce_overrides(values, source))
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "Config":
+    def from_json(cls, path: str | Path) -> Config:
         path = Path(path)
         try:
             values = json.loads(path.read_text(encoding="utf-8"))
@@ -152,8 +206,15 @@ def field_names() -> list[str]:
     return [field.name for field in dataclasses.fields(Config)]
 
 
-def _flag(name: str) -> str:
-    return name.replace("_", "-")
+def _invalid(name: str, value, reason: str):
+    raise ConfigError(f"{name} {value!r}: {reason}", arguments=(name,))
+
+
+def _check_choice(name: str, value, choices, note: str = "") -> None:
+    if value not in choices:
+        _invalid(
+            name, value, f"expected one of {', '.join(choices)}" + (f" {note}" if note else "")
+        )
 
 
 def _field_type(name: str):
@@ -169,12 +230,13 @@ def coerce_overrides(values: dict, source: str = "override") -> dict:
     result = {}
     for name, value in values.items():
         if name not in field_names():
-            raise ConfigError(f"{source}: unknown field {name!r} (valid fields: "
-                              f"{', '.join(field_names())})")
+            raise ConfigError(
+                f"{source}: unknown field {name!r} (valid fields: {', '.join(field_names())})"
+            )
         kind, optional = _field_type(name)
         if value is None or (optional and isinstance(value, str) and value.lower() == "none"):
             if not optional:
-                raise ConfigError(f"--{_flag(name)}: a value is required")
+                raise ConfigError(f"{name}: a value is required", arguments=(name,))
             result[name] = None
             continue
         try:
@@ -194,26 +256,41 @@ def coerce_overrides(values: dict, source: str = "override") -> dict:
             else:
                 value = str(value)
         except ValueError:
-            raise ConfigError(f"--{_flag(name)} {value!r}: expected {kind.__name__}") from None
+            raise ConfigError(
+                f"{name} {value!r}: expected {kind.__name__}", arguments=(name,)
+            ) from None
         result[name] = value
     return result
 
 
-def experiment_path(name: str | Path) -> Path:
-    """Resolves a named configuration (`vgg6` -> `experiments/vgg6.json`) or a JSON path."""
-    path = Path(name)
-    if path.suffix == ".json" or path.is_file():
-        return path
-    candidate = EXPERIMENTS_DIR / f"{name}.json"
-    if not candidate.is_file():
-        known = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.json"))
-        raise ConfigError(f"--config {name}: no such experiment (known: {', '.join(known)}; "
-                          f"or give the path of a JSON file)")
-    return candidate
+def experiment_names() -> list[str]:
+    """The named configurations shipped with the package, sorted."""
+    return sorted(
+        entry.name.removesuffix(".json")
+        for entry in EXPERIMENTS.iterdir()
+        if entry.name.endswith(".json")
+    )
 
 
 def load_experiment(name: str | Path, **overrides) -> Config:
-    """A named configuration with overrides applied by field name."""
-    path = experiment_path(name)
-    base = Config.from_json(path)
-    return base.replace(**{k: v for k, v in overrides.items()})
+    """A named configuration (`vgg6`) or a JSON file, with overrides applied by field name.
+
+    Raises:
+        ConfigError: an unknown name (listing the known ones), a bad file or a bad override.
+    """
+    path = Path(name)
+    if path.suffix == ".json" or path.is_file():
+        base = Config.from_json(path)
+    else:
+        resource = EXPERIMENTS / f"{name}.json"
+        if not resource.is_file():
+            raise ConfigError(
+                f"config {name}: no such experiment (known: "
+                f"{', '.join(experiment_names())}; or give the path of a JSON "
+                f"file)",
+                arguments=("config",),
+            )
+        base = Config.from_dict(
+            json.loads(resource.read_text(encoding="utf-8")), source=f"experiment {name}"
+        )
+    return base.replace(**overrides)

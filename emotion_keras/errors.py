@@ -1,13 +1,30 @@
 """Exception types for user mistakes.
 
-Every error a user can cause (a bad file, flag or shape) is one of these, with a one-line message
-that names the file or argument and says what was expected. The CLI prints the message alone,
-without a traceback, and exits with status 2. Deep code trusts its inputs and does not raise these.
+Every error a user can cause (a bad file, argument or shape) is one of these, with a one-line
+message that names the file or argument and says what was expected. Messages name arguments by
+their Python names (`data_dir`, `batch_size`), as a caller of the library passes them, and list
+those names in `arguments`; the command line (`emotion_keras.cli`) renders them as its flags
+(`--data-dir`) and prints the message alone, without a traceback. Deep code trusts its inputs
+and does not raise these.
 """
+
+from __future__ import annotations
+
+import contextlib
 
 
 class EmotionKerasError(Exception):
-    """Base class: a user-facing error whose message is the whole story."""
+    """Base class: a user-facing error whose message is the whole story.
+
+    Args:
+        message: one line naming the file or argument and what was expected.
+        arguments: the argument names (Python names, e.g. `data_dir`) the message mentions, so
+            that a front end can show them in its own terms.
+    """
+
+    def __init__(self, message: str, *, arguments: tuple[str, ...] | list[str] = ()):
+        super().__init__(message)
+        self.arguments = tuple(arguments)
 
 
 class MetadataError(EmotionKerasError):
@@ -19,7 +36,7 @@ class DataFileError(EmotionKerasError):
 
 
 class ConfigError(EmotionKerasError):
-    """A configuration field or command-line flag has an invalid value."""
+    """A configuration field or argument has an invalid value."""
 
 
 class ModelError(EmotionKerasError):
@@ -28,3 +45,17 @@ class ModelError(EmotionKerasError):
 
 class TrainingError(EmotionKerasError):
     """Training cannot go on (the loss diverged to NaN or infinity)."""
+
+
+@contextlib.contextmanager
+def naming_arguments(*names: str):
+    """Adds `names` to the `arguments` of any EmotionKerasError raised in the block.
+
+    For errors raised deep down whose messages name an argument of the caller (a file given as
+    `predictions_path`, say) without knowing it is one.
+    """
+    try:
+        yield
+    except EmotionKerasError as error:
+        error.arguments = tuple(dict.fromkeys(error.arguments + names))
+        raise

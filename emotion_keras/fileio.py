@@ -3,6 +3,9 @@
 Every file a user keeps (configs, checkpoints, predictions, exports) is written through here:
 write to a temporary sibling, flush and fsync, then `os.replace` it over the target (atomic on
 POSIX within one filesystem). Directories are built under a temporary name and renamed last.
+
+Permissions follow the user's umask, as files written with `open()` do (the temporary files
+`tempfile` creates are private, 0600/0700, and would keep that mode after the rename).
 """
 
 from __future__ import annotations
@@ -11,9 +14,25 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
+
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    # The only way to read the umask is to set it; the lock keeps two readers from racing.
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def default_mode(directory: bool = False) -> int:
+    """The mode `open()` (0o666) or `mkdir()` (0o777) would give under the current umask."""
+    return (0o777 if directory else 0o666) & ~_umask()
 
 
 @contextlib.contextmanager
@@ -25,14 +44,16 @@ def atomic_path(path: str | Path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}",
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
     finally:
@@ -62,6 +83,7 @@ def atomic_directory(path: str | Path):
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, default_mode(directory=True))
         old = None
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
@@ -73,6 +95,20 @@ def atomic_directory(path: str | Path):
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def check_writable_dir(path: str | Path) -> Path:
+    """Creates folder `path` if needed and checks a file can be created in it.
+
+    Raises:
+        OSError: it cannot be created or written (a file of that name, no permission, ...).
+    """
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=path)
+    os.close(fd)
+    os.unlink(probe)
+    return path
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -16,8 +16,10 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 def shared_data() -> Path:
     """`../shared/data` beside the project root; tests needing it skip when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"reference data not found at {SHARED_DATA} (a plain clone has no "
-                    f"../shared/data; CI does)")
+        pytest.skip(
+            f"reference data not found at {SHARED_DATA} (a plain clone has no "
+            f"../shared/data; CI does)"
+        )
     return SHARED_DATA
 
 
@@ -39,17 +41,24 @@ def melspec_corpus(tmp_path):
     """
     import numpy as np
 
-    from emotion_keras.metadata import Subset
+    from emotion_keras.data.metadata import Subset
 
-    def make(frames, *, n_bands: int = 8, n_tags: int = 6, values: str = "coded",
-             dtype=np.float32, name: str = "corpus", seed: int = 0):
+    def make(
+        frames,
+        *,
+        n_bands: int = 8,
+        n_tags: int = 6,
+        values: str = "coded",
+        dtype=np.float32,
+        name: str = "corpus",
+        seed: int = 0,
+    ):
         root = tmp_path / name
         rng = np.random.default_rng(seed)
         paths = []
         for i, n in enumerate(frames):
             if values == "coded":
-                array = (i * 100_000 + np.arange(n_bands)[:, None] * 10_000
-                         + np.arange(n)[None, :])
+                array = i * 100_000 + np.arange(n_bands)[:, None] * 10_000 + np.arange(n)[None, :]
             else:
                 array = rng.normal(size=(n_bands, n))
             path = f"{i % 100:02d}/{i}.npy"
@@ -57,12 +66,14 @@ def melspec_corpus(tmp_path):
             np.save(root / path, array.astype(dtype))
             paths.append(path)
         codes = np.arange(1, len(frames) + 1)[:, None] >> np.arange(n_tags)[None, :]
-        subset = Subset(name="test/corpus", track_ids=np.array([f"track_{i}" for i in
-                                                                range(len(frames))]),
-                        melspec_paths=np.array(paths),
-                        durations_s=np.asarray(frames, dtype=float) / 46.875,
-                        labels=(codes & 1).astype(bool),
-                        tags=tuple(f"mood/theme---tag{j}" for j in range(n_tags)))
+        subset = Subset(
+            name="test/corpus",
+            track_ids=np.array([f"track_{i}" for i in range(len(frames))]),
+            melspec_paths=np.array(paths),
+            durations_s=np.asarray(frames, dtype=float) / 46.875,
+            labels=(codes & 1).astype(bool),
+            tags=tuple(f"mood/theme---tag{j}" for j in range(n_tags)),
+        )
         return root, subset
 
     return make

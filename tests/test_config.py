@@ -1,6 +1,8 @@
 """The run configuration: defaults, overrides by name, JSON round trip, named experiments."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -25,27 +27,55 @@ def test_string_overrides_are_coerced_to_field_types():
     assert (config.epochs, config.learning_rate, config.jit_compile) == (7, 1e-4, True)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"epochs": "many"}, r"--epochs 'many': expected int"),
-    ({"batch_size": 0}, r"--batch-size 0: must be at least 1"),
-    ({"split": 5}, r"--split 5"),
-    ({"schedule": "fast"}, r"--schedule 'fast'"),
-    ({"dropout": 1}, r"--dropout 1.0: must be at least 0 and below 1"),
-    ({"strategy": "tpu"}, r"--strategy 'tpu': expected one of"),
-    ({"data_dir": "/d"}, r"--data-dir and --meta-dir go together"),
-    ({"colour": "red"}, r"unknown field 'colour'"),
-])
-def test_bad_overrides_name_the_flag(overrides, message):
-    with pytest.raises(ConfigError, match=message):
+@pytest.mark.parametrize(
+    "overrides, message, flag_message",
+    [
+        ({"epochs": "many"}, r"^epochs 'many': expected int", r"^--epochs 'many': expected int"),
+        ({"batch_size": 0}, r"^batch_size 0: must be at least 1", r"^--batch-size 0: must be at"),
+        ({"split": 5}, r"^split 5: MTG-Jamendo has splits 0 to 4", r"^--split 5"),
+        ({"schedule": "fast"}, r"^schedule 'fast'", r"^--schedule 'fast'"),
+        ({"dropout": 1}, r"^dropout 1.0: must be at least 0 and below 1", r"^--dropout 1.0"),
+        ({"strategy": "tpu"}, r"^strategy 'tpu': expected one of", r"^--strategy 'tpu'"),
+        (
+            {"monitor": "val_loss"},
+            r"^monitor 'val_loss': expected one of val_pr_auc_macro",
+            r"^--monitor 'val_loss'",
+        ),
+        (
+            {"data_dir": "/d"},
+            r"^data_dir and meta_dir go together",
+            r"^--data-dir and --meta-dir go together",
+        ),
+        ({"colour": "red"}, r"unknown field 'colour'", r"unknown field 'colour'"),
+    ],
+)
+def test_bad_overrides_name_the_field_and_the_cli_names_the_flag(overrides, message, flag_message):
+    from emotion_keras.cli import render_error
+
+    with pytest.raises(ConfigError, match=message) as raised:
         Config().replace(**overrides)
+    assert re.search(flag_message, render_error(raised.value))
 
 
-def test_every_shipped_experiment_loads():
-    from emotion_keras.config import EXPERIMENTS_DIR
-    names = sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.json"))
+def test_every_shipped_experiment_loads_from_the_package():
+    from emotion_keras.config import EXPERIMENTS, experiment_names
+
+    names = experiment_names()
     assert {"demo", "vgg6", "baseline5", "res16", "res18", "vgg25"} <= set(names)
+    # Package data, inside the package folder (so it travels in a wheel); the repository's
+    # top-level `experiments` is a link to it.
+    package = Path(__file__).resolve().parents[1] / "emotion_keras"
+    assert Path(str(EXPERIMENTS)).resolve() == (package / "experiments").resolve()
+    assert (package.parent / "experiments").resolve() == (package / "experiments").resolve()
     for name in names:
         assert isinstance(load_experiment(name), Config)
+
+
+def test_data_folders_are_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = Config(data_dir="mel", meta_dir="~/meta").with_absolute_paths()
+    assert config.data_dir == str(tmp_path / "mel")
+    assert config.meta_dir == str(Path.home() / "meta")
 
 
 def test_unknown_experiment_lists_known_ones():

@@ -6,57 +6,84 @@ import argparse
 import dataclasses
 import json
 
+from emotion_keras.cli import add_command
 from emotion_keras.config import Config
 
-# One-line help per configuration field (the full story is Config's docstring).
+#: One-line help per configuration field (the full story is `Config`'s docstring). Every field
+#: has one; a test checks.
 FIELD_HELP = {
     "model": "architecture (emotion-keras models lists them)",
     "data_dir": "melspec root of the real dataset (omit for the demo dataset)",
     "meta_dir": "MTG-Jamendo metadata folder (splits/, tags/)",
-    "split": "official split 0-4",
-    "epochs": "epochs to train (resuming a run may raise it)",
-    "learning_rate": "Adam learning rate of the paper schedule",
-    "schedule": "paper (Adam) or original (Adam, then SGD with restarts from the best weights)",
-    "seed": "fixes initialisation, shuffling and crops",
-    "strategy": "tf.distribute strategy: auto (mirrored with several GPUs), default, mirrored, "
-                "multiworker (set TF_CONFIG in every worker)",
-    "dropout": "dropout rate before the output layer (paper: 0.5)",
+    "split": "official split 0-4 (MediaEval 2019 used 0)",
+    "n_bands": "mel bands of every melspec (the dataset's 96)",
+    "crop_frames": "frames per training crop (paper: 1280, 27.3 s)",
     "batch_size": "global batch size over all replicas (paper: 64)",
+    "val_crops": "regular crops per track when validating (paper: 10)",
+    "test_crops": "regular crops per track when testing and in exports (paper: 20)",
+    "epochs": "epochs to train (resuming a run may raise it)",
+    "learning_rate": "Adam learning rate of the paper schedule (paper: 0.001)",
+    "dropout": "dropout rate before the output layer (paper: 0.5; 0 removes it)",
+    "schedule": "paper (Adam) or original (Adam, then SGD with restarts from the best weights)",
+    "validate_every": "validate every N epochs (and after the last)",
+    "monitor": "validation figure that picks the best checkpoint (default val_pr_auc_macro)",
+    "early_stopping_patience": "stop after N validated epochs without improvement (0: never)",
+    "seed": "fixes initialisation, shuffling and crops",
+    "train_tracks": "train on the first N tracks only (0: all), for quick runs",
+    "val_tracks": "validate on the first N tracks only (0: all)",
     "mixed_precision": "mixed precision (float16 on GPU, bfloat16 otherwise)",
     "jit_compile": "compile the training step with XLA",
+    "strategy": "tf.distribute strategy: auto (mirrored with several GPUs), default, mirrored, "
+    "multiworker (set TF_CONFIG in every worker)",
 }
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "train", help="train a model (resumes its run directory)",
-        description="Train from a named configuration in experiments/ plus overrides. Running "
-                    "the same command again resumes after the last completed epoch.")
-    parser.add_argument("--config", default="demo", metavar="NAME",
-                        help="experiments/NAME.json or a JSON path (default: demo)")
+    parser = add_command(
+        subparsers,
+        "train",
+        run_train,
+        help="train a model (resumes its run directory)",
+        description="Train from a named configuration (emotion_keras/experiments/, also at "
+        "experiments/ in a checkout) plus overrides. Running the same command again "
+        "resumes after the last completed epoch.",
+    )
+    parser.add_argument(
+        "--config",
+        default="demo",
+        metavar="NAME",
+        help="a named configuration (vgg6, ...) or a JSON file (default: demo)",
+    )
     parser.add_argument("--run-dir", help="run directory (default: runs/CONFIG-MODEL-splitN)")
     overrides = parser.add_argument_group("configuration overrides (by field name)")
     for field in dataclasses.fields(Config):
         flag = "--" + field.name.replace("_", "-")
         if field.type in ("bool", bool):
-            overrides.add_argument(flag, dest=field.name, action="store_const", const="true",
-                                   help=FIELD_HELP.get(field.name, "enable"))
+            overrides.add_argument(
+                flag,
+                dest=field.name,
+                action="store_const",
+                const="true",
+                help=FIELD_HELP[field.name],
+            )
         else:
-            overrides.add_argument(flag, dest=field.name, metavar="VALUE",
-                                   help=FIELD_HELP.get(field.name, "override"))
+            overrides.add_argument(
+                flag, dest=field.name, metavar="VALUE", help=FIELD_HELP[field.name]
+            )
     parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
-    parser.set_defaults(func=run_train)
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from emotion_keras.cli.progress import ProgressLine
     from emotion_keras.config import field_names, load_experiment
     from emotion_keras.training import default_run_dir, train
 
-    overrides = {name: getattr(args, name) for name in field_names()
-                 if getattr(args, name) is not None}
+    overrides = {
+        name: getattr(args, name) for name in field_names() if getattr(args, name) is not None
+    }
     config = load_experiment(args.config, **overrides)
     run_dir = args.run_dir or default_run_dir(args.config, config)
-    summary = train(config, run_dir)
+    summary = train(config, run_dir, progress=ProgressLine("train: preparing"))
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0

@@ -5,9 +5,10 @@
 down to a 1x1 map, so each accepts a range of input sizes (`input_sizes`); any other size is
 refused before a layer is built, with the sizes that work.
 
-The architectures themselves are tables in `architectures`; this module only looks them up. It
-must not compile, train or save models: that is `emotion_keras.training`'s job. Importing it
-imports Keras, so command-line code imports it inside the command function.
+The architectures themselves are tables in `architectures`, registered there in
+`ARCHITECTURES`; this module only looks them up. It must not compile, train or save models: that
+is `emotion_keras.training`'s job. Importing it imports Keras, so command-line code imports it
+inside the command function.
 """
 
 from __future__ import annotations
@@ -20,34 +21,35 @@ import keras
 
 from emotion_keras.errors import ModelError
 from emotion_keras.models import architectures as arch
-from emotion_keras.models.architectures import (DEFAULT_DROPOUT, DEFAULT_INPUT_SHAPE,
-                                                DEFAULT_NUM_TAGS)
+from emotion_keras.models.architectures import (
+    ARCHITECTURES,
+    DEFAULT_DROPOUT,
+    DEFAULT_INPUT_SHAPE,
+    DEFAULT_NUM_TAGS,
+    Architecture,
+)
 
-#: Registered architectures, in the order of the paper's Table 2.
-MODELS = {
-    "baseline5": arch.build_baseline5,
-    "vgg6": arch.build_vgg6,
-    "res16": arch.build_res16,
-    "res18": arch.build_res18,
-    "vgg25": arch.build_vgg25,
-}
-
-_TABLES = {
-    "baseline5": arch.BASELINE5,
-    "vgg6": arch.VGG6,
-    "res16": arch.RES16,
-    "res18": arch.RES18,
-    "vgg25": arch.VGG25,
+#: The registry: name -> `Architecture`, in the order of the paper's Table 2.
+MODELS: dict[str, Architecture] = {
+    architecture.name: architecture for architecture in ARCHITECTURES
 }
 
 
-def _check_name(name: str) -> None:
+def get_architecture(name: str) -> Architecture:
+    """The registered architecture `name`, or a ModelError listing the valid names."""
     if name not in MODELS:
-        raise ModelError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+        raise ModelError(
+            f"model {name!r}: unknown; valid models: {', '.join(MODELS)}", arguments=("model",)
+        )
+    return MODELS[name]
 
 
-def build_model(name: str, input_shape=DEFAULT_INPUT_SHAPE,
-                num_tags: int = DEFAULT_NUM_TAGS, dropout: float = DEFAULT_DROPOUT) -> keras.Model:
+def build_model(
+    name: str,
+    input_shape=DEFAULT_INPUT_SHAPE,
+    num_tags: int = DEFAULT_NUM_TAGS,
+    dropout: float = DEFAULT_DROPOUT,
+) -> keras.Model:
     """Builds registered model `name`, uncompiled.
 
     Args:
@@ -63,8 +65,7 @@ def build_model(name: str, input_shape=DEFAULT_INPUT_SHAPE,
         ModelError: an unknown name (listing the valid ones), an input shape the model cannot
             pool down to 1x1 (naming the sizes it can), or a dropout rate outside [0, 1).
     """
-    _check_name(name)
-    return MODELS[name](input_shape=input_shape, num_tags=num_tags, dropout=dropout)
+    return get_architecture(name).build(input_shape, num_tags, dropout)
 
 
 @contextlib.contextmanager
@@ -83,8 +84,7 @@ def synchronized_batch_norm(model: keras.Model, enabled: bool = True):
         model: a built model.
         enabled: the setting inside the block; the previous one is restored on leaving it.
     """
-    layers = [layer for layer in model.layers
-              if isinstance(layer, keras.layers.BatchNormalization)]
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     before = [layer.synchronized for layer in layers]
     for layer in layers:
         layer.synchronized = enabled
@@ -101,8 +101,7 @@ def input_sizes(name: str) -> dict[str, tuple[int, int]]:
     For example `input_sizes("vgg6") == {"bands": (96, 191), "frames": (1280, 2559)}`; pooling
     rounds down, so sizes above the smallest leave their last rows or frames unused.
     """
-    _check_name(name)
-    table = _TABLES[name]
+    table = get_architecture(name).table
     return {"bands": arch.input_size_range(table, 0), "frames": arch.input_size_range(table, 1)}
 
 
@@ -112,12 +111,15 @@ def count_conv_layers(model: keras.Model) -> int:
     Projection shortcuts (`*_proj_conv`) are not counted, as in the paper (res16 has 16
     convolutions plus two projections).
     """
-    return sum(isinstance(layer, keras.layers.Conv2D) and not layer.name.endswith("_proj_conv")
-               for layer in model.layers)
+    return sum(
+        isinstance(layer, keras.layers.Conv2D) and not layer.name.endswith("_proj_conv")
+        for layer in model.layers
+    )
 
 
-def model_summary(name: str, input_shape=DEFAULT_INPUT_SHAPE,
-                  num_tags: int = DEFAULT_NUM_TAGS) -> dict:
+def model_summary(
+    name: str, input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS
+) -> dict:
     """The figures the `models` command and the evaluation table show, read off a built model.
 
     Returns:
@@ -156,5 +158,6 @@ def load_model(path: str | Path, compile: bool = False) -> keras.Model:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:  # zip, JSON, config or weight errors all mean "not usable"
         detail = (str(error).strip().splitlines() or [""])[0][:200]
-        raise ModelError(f"{path}: not a loadable .keras model "
-                         f"({type(error).__name__}: {detail})") from None
+        raise ModelError(
+            f"{path}: not a loadable .keras model ({type(error).__name__}: {detail})"
+        ) from None

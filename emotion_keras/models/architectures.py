@@ -13,7 +13,7 @@ parameter counts that confirm the match are pinned in `tests/test_models.py`.
 
 The same table also says which input sizes a model accepts (`input_size_range`), so an input that
 would not pool down to 1x1 is refused before any layer is built. Adding an architecture means
-adding a table and a three-line builder here, and one line in the registry.
+adding a table and one `Architecture` entry to `ARCHITECTURES` (the registry).
 """
 
 from __future__ import annotations
@@ -25,8 +25,12 @@ import keras
 from keras import layers
 
 from emotion_keras.errors import ModelError
-from emotion_keras.models.blocks import (apply_bottleneck_block, apply_conv_bn_elu, apply_head,
-                                         batch_norm)
+from emotion_keras.models.blocks import (
+    apply_bottleneck_block,
+    apply_conv_bn_elu,
+    apply_head,
+    batch_norm,
+)
 
 DEFAULT_INPUT_SHAPE = (96, 1280, 1)
 DEFAULT_NUM_TAGS = 56
@@ -65,12 +69,12 @@ BASELINE5 = (
 
 # The paper's best single model; the comments are the output shapes of its Table 1.
 VGG6 = (
-    Conv(32, 3, pool=(2, 2)),    # 48 x 640 x 32
-    Conv(64, 3, pool=(2, 4)),    # 24 x 160 x 64
-    Conv(128, 3, pool=(2, 2)),   # 12 x 80 x 128
-    Conv(256, 3, pool=(2, 4)),   # 6 x 20 x 256
-    Conv(512, 3, pool=(3, 5)),   # 2 x 4 x 512
-    Conv(256, 3, pool=(2, 4)),   # 1 x 1 x 256
+    Conv(32, 3, pool=(2, 2)),  # 48 x 640 x 32
+    Conv(64, 3, pool=(2, 4)),  # 24 x 160 x 64
+    Conv(128, 3, pool=(2, 2)),  # 12 x 80 x 128
+    Conv(256, 3, pool=(2, 4)),  # 6 x 20 x 256
+    Conv(512, 3, pool=(3, 5)),  # 2 x 4 x 512
+    Conv(256, 3, pool=(2, 4)),  # 1 x 1 x 256
 )
 
 # 16 convolutions: a 5x5 stem and five bottleneck blocks, two of them downsampling.
@@ -147,17 +151,23 @@ def check_arguments(name: str, table, input_shape, num_tags) -> tuple[tuple[int,
     try:
         shape = tuple(operator.index(n) for n in input_shape)
     except TypeError:
-        raise ModelError(f"model {name}: input shape {input_shape!r} must be three integers "
-                         f"(bands, frames, 1), e.g. {default}") from None
+        raise ModelError(
+            f"model {name}: input shape {input_shape!r} must be three integers "
+            f"(bands, frames, 1), e.g. {default}"
+        ) from None
     if len(shape) != 3 or min(shape) < 1 or shape[2] != 1:
-        raise ModelError(f"model {name}: input shape {shape} must be (bands, frames, 1): a "
-                         f"one-channel mel-spectrogram, e.g. {default}")
+        raise ModelError(
+            f"model {name}: input shape {shape} must be (bands, frames, 1): a "
+            f"one-channel mel-spectrogram, e.g. {default}"
+        )
     final = (_final_size(table, shape[0], 0), _final_size(table, shape[1], 1))
     if final != (1, 1):
         (b0, b1), (f0, f1) = input_size_range(table, 0), input_size_range(table, 1)
-        raise ModelError(f"model {name}: input of {shape[0]} bands x {shape[1]} frames pools "
-                         f"down to {final[0]}x{final[1]}, not 1x1; it takes {b0}-{b1} bands and "
-                         f"{f0}-{f1} frames (e.g. {default})")
+        raise ModelError(
+            f"model {name}: input of {shape[0]} bands x {shape[1]} frames pools "
+            f"down to {final[0]}x{final[1]}, not 1x1; it takes {b0}-{b1} bands and "
+            f"{f0}-{f1} frames (e.g. {default})"
+        )
     try:
         tags = operator.index(num_tags)
     except TypeError:
@@ -172,8 +182,9 @@ def _apply_step(x, step, name: str):
         x = apply_bottleneck_block(x, step.filters, step.stride, name)
     else:
         for i in range(1, step.repeat + 1):
-            x = apply_conv_bn_elu(x, step.filters, step.kernel,
-                                  f"{name}_{i}" if step.repeat > 1 else name)
+            x = apply_conv_bn_elu(
+                x, step.filters, step.kernel, f"{name}_{i}" if step.repeat > 1 else name
+            )
     if step.pool is not None:
         average = isinstance(step, Conv) and step.average
         pool = layers.AveragePooling2D if average else layers.MaxPooling2D
@@ -181,9 +192,13 @@ def _apply_step(x, step, name: str):
     return x
 
 
-def build_from_table(name: str, table, input_shape=DEFAULT_INPUT_SHAPE,
-                     num_tags: int = DEFAULT_NUM_TAGS,
-                     dropout: float = DEFAULT_DROPOUT) -> keras.Model:
+def build_from_table(
+    name: str,
+    table,
+    input_shape=DEFAULT_INPUT_SHAPE,
+    num_tags: int = DEFAULT_NUM_TAGS,
+    dropout: float = DEFAULT_DROPOUT,
+) -> keras.Model:
     """Builds an architecture table into an uncompiled model.
 
     Step i of the table names its layers `block{i}_...` (e.g. `block1_conv`, `block1_pool`,
@@ -214,31 +229,48 @@ def build_from_table(name: str, table, input_shape=DEFAULT_INPUT_SHAPE,
     return keras.Model(inputs, apply_head(x, num_tags, dropout=dropout), name=name)
 
 
-def build_baseline5(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS,
-                    dropout: float = DEFAULT_DROPOUT):
-    """The organisers' 5-convolution baseline (paper Table 2, first row)."""
-    return build_from_table("baseline5", BASELINE5, input_shape, num_tags, dropout)
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """A registered model: its table and the facts that identify it.
+
+    Attributes:
+        name: the registry name (`--model`).
+        table: the steps `build_from_table` builds.
+        summary: one line for listings.
+        trainable_params: trainable parameters at the default input and 56 tags, equal to the
+            original PyTorch implementation's count (pinned by the tests).
+    """
+
+    name: str
+    table: tuple
+    summary: str
+    trainable_params: int
+
+    def build(
+        self,
+        input_shape=DEFAULT_INPUT_SHAPE,
+        num_tags: int = DEFAULT_NUM_TAGS,
+        dropout: float = DEFAULT_DROPOUT,
+    ) -> keras.Model:
+        """The model, uncompiled (see `build_from_table`)."""
+        return build_from_table(self.name, self.table, input_shape, num_tags, dropout)
 
 
-def build_vgg6(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS,
-               dropout: float = DEFAULT_DROPOUT):
-    """The paper's 6-convolution VGG-like network with ELU (Table 1; its best single model)."""
-    return build_from_table("vgg6", VGG6, input_shape, num_tags, dropout)
-
-
-def build_res16(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS,
-                dropout: float = DEFAULT_DROPOUT):
-    """Residual network of 16 convolutions: a 5x5 stem and five bottleneck blocks (Table 2)."""
-    return build_from_table("res16", RES16, input_shape, num_tags, dropout)
-
-
-def build_res18(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS,
-                dropout: float = DEFAULT_DROPOUT):
-    """Residual network of 18 convolutions: six bottleneck blocks (Table 2)."""
-    return build_from_table("res18", RES18, input_shape, num_tags, dropout)
-
-
-def build_vgg25(input_shape=DEFAULT_INPUT_SHAPE, num_tags: int = DEFAULT_NUM_TAGS,
-                dropout: float = DEFAULT_DROPOUT):
-    """25 plain convolutions without residual connections, average-pooled at the end (Table 2)."""
-    return build_from_table("vgg25", VGG25, input_shape, num_tags, dropout)
+#: Every registered architecture, in the order of the paper's Table 2.
+ARCHITECTURES = (
+    Architecture("baseline5", BASELINE5, "the organisers' 5-convolution baseline", 448_122),
+    Architecture(
+        "vgg6",
+        VGG6,
+        "6-convolution VGG-like network with ELU (the paper's best, Table 1)",
+        2_764_794,
+    ),
+    Architecture(
+        "res16",
+        RES16,
+        "residual, 16 convolutions: a 5x5 stem and five bottleneck blocks",
+        1_872_122,
+    ),
+    Architecture("res18", RES18, "residual, 18 convolutions: six bottleneck blocks", 1_912_186),
+    Architecture("vgg25", VGG25, "25 plain convolutions, average-pooled at the end", 17_301_690),
+)

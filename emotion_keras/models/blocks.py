@@ -52,8 +52,9 @@ def apply_conv_bn(x, filters: int, kernel_size: int, name: str, strides: int = 1
         # PyTorch's symmetric `padding=kernel_size // 2` (see the module docstring).
         if kernel_size // 2:
             x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
-        x = layers.Conv2D(filters, kernel_size, strides=strides, padding="valid",
-                          name=f"{name}_conv")(x)
+        x = layers.Conv2D(
+            filters, kernel_size, strides=strides, padding="valid", name=f"{name}_conv"
+        )(x)
     return batch_norm(f"{name}_bn")(x)
 
 

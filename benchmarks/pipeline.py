@@ -1,0 +1,380 @@
+"""The pipeline benchmark: crops per second and peak memory on a cached stand-in corpus.
+
+`python -m benchmarks pipeline` (and `make bench`) measures, on the machine it runs on:
+
+- `train_crops_per_s`: random crops with labels through the real `tf.data` training pipeline
+  (`pipeline.train_dataset`, batches of 64, epoch after epoch as `model.fit` iterates it);
+- `eval_crops_per_s`: regular crops through `pipeline.eval_dataset` (10 per track);
+- `baseline_crops_per_s`: a plain loop that `np.load`s each whole file and slices a random crop,
+  as the original implementation's data loader did, batched the same way;
+- `peak_rss_mb`: the peak resident memory of the process that ran the two pipelines, and the
+  same for a corpus a quarter the size, to show that memory does not grow with the corpus;
+- `frames_major`: both pipelines on a frames-major copy of that quarter
+  (`melspec_files.relayout_melspecs`, the optional faster layout), beside the same tracks'
+  figures in the official bands-major layout.
+
+The stand-in corpus is `benchmarks/corpus.py`'s (real track lengths; the output says where they
+came from). It is read once before measuring so that the page cache is warm, as the targets
+assume.
+
+Each measurement runs in a fresh process so that its peak memory is its own. This module only
+measures and reports; it must not change what it measures (the pipeline is used as training
+uses it).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.corpus import (
+    DEFAULT_CACHE_DIR,
+    FRAMES_MAJOR,
+    MARKER,
+    N_BANDS,
+    SHARED_META,
+    corpus_bytes,
+    corpus_subset,
+    ensure_corpus,
+    machine_description,
+    warm_page_cache,
+)
+from emotion_keras.data.melspec_files import scan_melspecs
+from emotion_keras.data.metadata import Subset
+from emotion_keras.errors import ConfigError
+
+#: The issue's targets on the 2-core CI machine.
+TARGETS = {"train_crops_per_s": 5000.0, "speedup_vs_baseline": 2.5, "rss_growth_mb": 100.0}
+
+
+# ---------------------------------------------------------------------------------------------
+# Measurements (each call runs in a fresh process when isolated)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _current_rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _rate(crops: int, seconds: float) -> float:
+    return crops / seconds if seconds > 0 else float("nan")
+
+
+def _time_passes(dataset, seconds: float) -> tuple[float, int]:
+    """Crops/s over whole passes of `dataset` after one untimed warm-up pass, and passes timed.
+
+    Each pass iterates the dataset afresh, as `model.fit` does every epoch; the warm-up pass
+    absorbs tf.data's start-up and the header cache's first fill.
+    """
+    from emotion_keras.data.pipeline import data_errors
+
+    crops, timed, passes = 0, 0.0, 0
+    with data_errors():
+        for _ in dataset:
+            pass
+        while timed < seconds or passes == 0:
+            started = time.perf_counter()
+            for batch in dataset:
+                x = batch[0] if isinstance(batch, tuple) else batch
+                crops += int(x.shape[0])
+            timed += time.perf_counter() - started
+            passes += 1
+    return _rate(crops, timed), passes
+
+
+def measure_pipeline(
+    corpus_dir: str,
+    n_tracks: int,
+    *,
+    seconds: float,
+    baseline: bool,
+    frames_major: bool = False,
+    crop_frames: int = 1280,
+    batch_size: int = 64,
+    eval_crops: int = 10,
+    seed: int = 0,
+) -> dict:
+    """Times the training and evaluation pipelines on the first `n_tracks` of a corpus.
+
+    Peak memory is taken after the two pipelines. Then, for profiling and comparison: the NumPy
+    reader alone, the pipelines on the frames-major copy (`frames_major`), and the baseline.
+    """
+    from emotion_keras.data import pipeline
+
+    corpus_dir = Path(corpus_dir)
+    info = json.loads((corpus_dir / MARKER).read_text(encoding="utf-8"))
+    subset = corpus_subset(corpus_dir, info, n_tracks)
+    data_dir = corpus_dir / "melspecs"
+    result = {
+        "tracks": n_tracks,
+        "corpus_gb": corpus_bytes(data_dir, subset) / 1e9,
+        "rss_after_import_mb": _current_rss_mb(),
+    }
+
+    # Warm the page cache here, just before measuring: some VMs (this project's CI among them)
+    # page out file pages left untouched for a minute.
+    result["page_cache_warm_s"] = warm_page_cache(data_dir, subset)
+    started = time.perf_counter()
+    n_frames = scan_melspecs(data_dir, subset, n_bands=N_BANDS)
+    result["scan_s"] = time.perf_counter() - started
+
+    # Training: epoch after epoch, each a fresh pass over the dataset as model.fit makes it.
+    train = pipeline.train_dataset(
+        data_dir,
+        subset,
+        n_frames,
+        crop_frames=crop_frames,
+        batch_size=batch_size,
+        n_bands=N_BANDS,
+        seed=seed,
+    )
+    result["train_crops_per_s"], result["train_epochs_timed"] = _time_passes(train, seconds)
+    evaluation = pipeline.eval_dataset(
+        data_dir,
+        subset,
+        n_frames,
+        n_crops=eval_crops,
+        crop_frames=crop_frames,
+        batch_size=batch_size,
+        n_bands=N_BANDS,
+    )
+    result["eval_crops_per_s"], result["eval_passes_timed"] = _time_passes(evaluation, seconds / 2)
+    result["peak_rss_mb"] = _peak_rss_mb()
+
+    # For profiling: the NumPy reader alone on this thread, i.e. what one parallel call of the
+    # tf.data map does per crop, without TensorFlow.
+    reader = pipeline.CropReader(
+        data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=N_BANDS
+    )
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n_tracks)
+    crops, started = 0, time.perf_counter()
+    while time.perf_counter() - started < min(seconds, 3.0) or crops == 0:
+        for k in range(0, n_tracks, batch_size):
+            tracks = order[k : k + batch_size]
+            crops += len(reader.read_random(tracks, rng.integers(0, 2**62, len(tracks))))
+    result["reader_1thread_crops_per_s"] = _rate(crops, time.perf_counter() - started)
+
+    if frames_major:
+        copy_dir = corpus_dir / FRAMES_MAJOR
+        warm_page_cache(copy_dir, subset)
+        train = pipeline.train_dataset(
+            copy_dir,
+            subset,
+            n_frames,
+            crop_frames=crop_frames,
+            batch_size=batch_size,
+            n_bands=N_BANDS,
+            seed=seed,
+        )
+        result["frames_major_train_crops_per_s"], _ = _time_passes(train, seconds)
+        evaluation = pipeline.eval_dataset(
+            copy_dir,
+            subset,
+            n_frames,
+            n_crops=eval_crops,
+            crop_frames=crop_frames,
+            batch_size=batch_size,
+            n_bands=N_BANDS,
+        )
+        result["frames_major_eval_crops_per_s"], _ = _time_passes(evaluation, seconds / 2)
+
+    if baseline:
+        warm_page_cache(data_dir, subset)
+        result["baseline_crops_per_s"] = measure_baseline(
+            data_dir, subset, seconds, crop_frames, batch_size, seed
+        )
+    return result
+
+
+def measure_baseline(
+    data_dir: Path, subset: Subset, seconds: float, crop_frames: int, batch_size: int, seed: int
+) -> float:
+    """Crops/s of the original approach: load each whole file, slice a random crop, batch."""
+    rng = np.random.default_rng(seed)
+    labels = subset.labels.astype(np.float32)
+    crops, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds or crops == 0:
+        order = rng.permutation(len(subset))
+        for k in range(0, len(order), batch_size):
+            batch = []
+            for track in order[k : k + batch_size]:
+                melspec = np.load(data_dir / subset.melspec_paths[track])  # the whole file
+                start = int(rng.integers(0, melspec.shape[1] - crop_frames + 1))
+                batch.append(melspec[:, start : start + crop_frames])
+            x, _ = np.stack(batch)[..., None], labels[order[k : k + batch_size]]
+            crops += len(x)
+            if time.perf_counter() - started >= seconds:
+                break
+    return _rate(crops, time.perf_counter() - started)
+
+
+def _run(isolate: bool, function, **kwargs) -> dict:
+    if not isolate:
+        return function(**kwargs)
+    # A fresh process per measurement: its peak RSS is the pipeline's own, not the corpus
+    # writer's or a previous measurement's.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as executor:
+        return executor.submit(function, **kwargs).result()
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark
+
+
+def run_pipeline_benchmark(
+    corpus_dir: str | Path | None = None,
+    tracks: int = 1000,
+    *,
+    seconds: float = 8.0,
+    seed: int = 0,
+    isolate: bool = True,
+    meta_dir: Path | None = SHARED_META,
+    progress: bool = True,
+) -> dict:
+    """Runs the whole benchmark and returns its figures (see the module docstring).
+
+    Args:
+        corpus_dir: where the corpus is cached (default `.cache/bench/corpus-N`).
+        tracks: tracks in the corpus (1,000 is about 4 GB with the real lengths).
+        seconds: at least this long for each throughput figure.
+        seed: fixes the corpus and the crops.
+        isolate: measure in fresh processes (off only for quick tests: peak RSS then includes
+            whatever the calling process holds).
+        meta_dir: where the real durations are (None: use the fallback).
+        progress: print progress to stderr.
+    """
+    if tracks < 4:
+        raise ConfigError(
+            f"--tracks {tracks}: must be at least 4 (a quarter of the corpus is measured too)"
+        )
+    if not seconds > 0:
+        raise ConfigError(f"--seconds {seconds}: must be positive")
+    corpus_dir = Path(corpus_dir) if corpus_dir else DEFAULT_CACHE_DIR / f"corpus-{tracks}"
+    info, generated = ensure_corpus(
+        corpus_dir, tracks, seed=seed, meta_dir=meta_dir, progress=progress
+    )
+    load_before = os.getloadavg()[0]
+
+    def say(message):
+        if progress:
+            print(message, file=sys.stderr)
+
+    say(f"Measuring {tracks} tracks ({info['bytes'] / 1e9:.2f} GB) ...")
+    large = _run(
+        isolate,
+        measure_pipeline,
+        corpus_dir=str(corpus_dir),
+        n_tracks=tracks,
+        seconds=seconds,
+        baseline=True,
+        seed=seed,
+    )
+    small_tracks = tracks // 4
+    say(f"Measuring {small_tracks} tracks (peak memory of a smaller corpus) ...")
+    small = _run(
+        isolate,
+        measure_pipeline,
+        corpus_dir=str(corpus_dir),
+        n_tracks=small_tracks,
+        seconds=seconds,
+        baseline=False,
+        frames_major=True,
+        seed=seed,
+    )
+    result = {
+        "train_crops_per_s": large["train_crops_per_s"],
+        "eval_crops_per_s": large["eval_crops_per_s"],
+        "baseline_crops_per_s": large["baseline_crops_per_s"],
+        "speedup_vs_baseline": large["train_crops_per_s"] / large["baseline_crops_per_s"],
+        "peak_rss_mb": large["peak_rss_mb"],
+        "tracks": tracks,
+        "corpus_gb": large["corpus_gb"],
+        "small_corpus": {
+            k: small[k]
+            for k in ("tracks", "corpus_gb", "peak_rss_mb", "train_crops_per_s", "eval_crops_per_s")
+        },
+        # The optional frames-major layout, measured on the small corpus beside its own
+        # bands-major figures above (same tracks, same crops).
+        "frames_major": {
+            "tracks": small["tracks"],
+            "train_crops_per_s": small["frames_major_train_crops_per_s"],
+            "eval_crops_per_s": small["frames_major_eval_crops_per_s"],
+        },
+        "rss_growth_mb": large["peak_rss_mb"] - small["peak_rss_mb"],
+        "rss_after_import_mb": large["rss_after_import_mb"],
+        "reader_1thread_crops_per_s": large["reader_1thread_crops_per_s"],
+        "scan_s": large["scan_s"],
+        "settings": {
+            "crop_frames": 1280,
+            "n_bands": N_BANDS,
+            "batch_size": 64,
+            "eval_crops": 10,
+            "seconds": seconds,
+            "seed": seed,
+            "isolated": isolate,
+        },
+        "lengths_source": info["lengths_source"],
+        "corpus_dir": str(corpus_dir),
+        "corpus_generated_now": generated,
+        "page_cache_warm_s": large["page_cache_warm_s"],
+        "machine": machine_description(),
+        "load_avg_1min": {"before": load_before, "after": os.getloadavg()[0]},
+    }
+    result["targets_met"] = {
+        "train_crops_per_s >= 5000": result["train_crops_per_s"] >= TARGETS["train_crops_per_s"],
+        "speedup_vs_baseline >= 2.5": result["speedup_vs_baseline"]
+        >= TARGETS["speedup_vs_baseline"],
+        "rss_growth_mb < 100": result["rss_growth_mb"] < TARGETS["rss_growth_mb"],
+    }
+    return result
+
+
+def format_report(result: dict) -> str:
+    """The benchmark's figures as a short human-readable report."""
+    machine = result["machine"]
+    small = result["small_corpus"]
+    met = ", ".join(f"{k}: {'yes' if v else 'NO'}" for k, v in result["targets_met"].items())
+    return "\n".join(
+        [
+            f"Pipeline benchmark on {machine['nproc']} x {machine['cpu_model']}, "
+            f"{machine['ram_gb']} GB RAM (load average {result['load_avg_1min']['before']:.2f} "
+            f"before, {result['load_avg_1min']['after']:.2f} after)",
+            f"corpus: {result['tracks']} tracks, {result['corpus_gb']:.2f} GB in "
+            f"{result['corpus_dir']}; lengths: {result['lengths_source']}",
+            f"  training crops/s (tf.data, batch 64, labels)  {result['train_crops_per_s']:10,.0f}",
+            f"  evaluation crops/s (10 regular crops/track)   {result['eval_crops_per_s']:10,.0f}",
+            f"  baseline crops/s (np.load whole file, slice)  "
+            f"{result['baseline_crops_per_s']:10,.0f}",
+            f"  speed-up of training over baseline            "
+            f"{result['speedup_vs_baseline']:10.2f}x",
+            f"  optional frames-major copy ({result['frames_major']['tracks']} tracks): training "
+            f"{result['frames_major']['train_crops_per_s']:,.0f} crops/s, evaluation "
+            f"{result['frames_major']['eval_crops_per_s']:,.0f} (bands-major, same tracks: "
+            f"{small['train_crops_per_s']:,.0f} and {small['eval_crops_per_s']:,.0f})",
+            f"  NumPy reader alone, one thread, crops/s       "
+            f"{result['reader_1thread_crops_per_s']:10,.0f}",
+            f"  header scan of {result['tracks']} files             {result['scan_s']:10.2f} s",
+            f"  peak RSS: {result['peak_rss_mb']:,.0f} MB with {result['tracks']} tracks "
+            f"({result['corpus_gb']:.2f} GB), {small['peak_rss_mb']:,.0f} MB with "
+            f"{small['tracks']} tracks ({small['corpus_gb']:.2f} GB): growth "
+            f"{result['rss_growth_mb']:+.0f} MB (resident after importing TensorFlow: "
+            f"{result['rss_after_import_mb']:,.0f} MB)",
+            f"targets met: {met}",
+        ]
+    )

@@ -1,0 +1,365 @@
+"""Streaming `tf.data` pipelines of mel-spectrogram crops: random crops to train, regular crops to
+evaluate, and crop-averaged predictions.
+
+Training (Yi et al. 2019, §3.3): every epoch shuffles the tracks and reads one random
+`crop_frames`-frame crop (the paper's T = 1280, 27.3 s) from each, with its multi-hot labels, in
+batches of 64. Evaluation reads K crops per track at regular intervals, crop i of K starting at
+`i * (n_frames - T) // (K - 1)` (K = 10 for validation, 20 for test), batched across tracks, and
+a track's prediction is the mean of its crops' sigmoid outputs.
+
+How it streams: each dataset starts from track *indices* (`Dataset.range`), so shuffling, crop
+positions and sharding are decided on small integers before any file is touched; then one
+`tf.numpy_function` per batch reads that batch's crops with `emotion_keras.data.crops`, which
+touches only each crop's bytes (a memory map for the official bands-major files, one `pread` for
+the optional frames-major copy), several batches in parallel, prefetched ahead of the model.
+Memory is a few batches, whatever the corpus size. One Python call per *batch* rather than per
+crop keeps the interpreter's per-call cost (and the GIL) off the critical path, and batches are
+handed to TensorFlow without a copy. Figures and what bounds them: BENCHMARKS.md.
+
+Reproducibility: `seed` fixes the shuffling and the random crop positions of every epoch (both
+come from seeded `tf.data` ops that run before the parallel reads, whose outputs keep their
+order). Sharding for multi-worker training is by position in each epoch's shuffled order
+(`shard=(num_workers, index)`), before any read; this module does not set up distribution itself
+(`emotion_keras.training.distribute` does).
+
+This module must not decide hyper-parameters (callers pass the `Config` values) or parse files
+itself (that is `melspec_files`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import weakref
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from emotion_keras.data.crops import CropReader, random_crop_start
+from emotion_keras.data.melspec_files import N_BANDS, PAD_VALUE, scan_melspecs
+from emotion_keras.data.metadata import Subset
+from emotion_keras.errors import ConfigError, DataFileError
+from emotion_keras.progress import Progress
+
+#: Batches read ahead of the model, beyond those being read in parallel.
+PREFETCH_BATCHES = 2
+
+__all__ = ["PAD_VALUE", "CropReader", "data_errors", "eval_dataset", "predict_tracks",
+           "random_crop_start", "regular_crop_starts", "train_dataset"]
+
+
+def regular_crop_starts(n_frames, crop_frames: int, n_crops: int) -> np.ndarray:
+    """Starts of `n_crops` crops at regular intervals (paper §3.3).
+
+    Crop i of K starts at `i * (n_frames - T) // (K - 1)`, so the first crop starts at the
+    track's first frame and the last one ends at its last frame. With K = 1 the single crop is
+    centred. A track shorter than T has all crops at 0 (padded).
+
+    Args:
+        n_frames: frames of a track, or an array of them.
+        crop_frames: the crop length T.
+        n_crops: K, at least 1.
+
+    Returns:
+        int64 `[..., K]`: the starts for each track.
+    """
+    if n_crops < 1:
+        raise ConfigError(f"n_crops {n_crops}: must be at least 1", arguments=("n_crops",))
+    span = np.maximum(np.asarray(n_frames, dtype=np.int64) - crop_frames, 0)[..., None]
+    if n_crops == 1:
+        return span // 2
+    return np.arange(n_crops, dtype=np.int64) * span // (n_crops - 1)
+
+
+_ALIGNMENT = 64
+
+
+def _aligned_view(raw: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 array of `shape` on the first `_ALIGNMENT`-byte boundary of byte buffer `raw`."""
+    n_bytes = int(np.prod(shape)) * 4
+    skip = -raw.ctypes.data % _ALIGNMENT
+    return raw[skip:skip + n_bytes].view(np.float32).reshape(shape)
+
+
+class _BatchBuffers:
+    """Batch arrays for `tf.numpy_function` results, recycled once TensorFlow lets go of them.
+
+    Two costs are avoided. TensorFlow adopts a NumPy result without copying it only if its data
+    is aligned as Eigen requires (64 bytes covers every build; NumPy's own allocations are 16-byte
+    aligned), else it copies every batch (31 MB at the paper's sizes). And a fresh 31 MB array
+    per batch is fresh memory from the kernel, zeroed page by page on first touch: about 5 ms a
+    batch on a 2-core machine, a fifth of the time it takes to read the crops.
+
+    Each buffer is a byte array kept here; a batch is a new float32 view of it. TensorFlow holds
+    the view for as long as the tensor lives, so a buffer is free again when its last view is
+    gone, which a weak reference tells. Buffers beyond `capacity` are not kept.
+    """
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._slots: list[list] = []  # [byte buffer, weak reference to its current view]
+        self._lock = threading.Lock()
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray:
+        n_bytes = int(np.prod(shape)) * 4 + _ALIGNMENT
+        with self._lock:
+            for slot in self._slots:
+                raw, last_view = slot
+                if raw.nbytes >= n_bytes and last_view() is None:
+                    view = _aligned_view(raw, shape)
+                    slot[1] = weakref.ref(view)
+                    return view
+            raw = np.empty(n_bytes, dtype=np.uint8)
+            view = _aligned_view(raw, shape)
+            if len(self._slots) < self.capacity:
+                self._slots.append([raw, weakref.ref(view)])
+            return view
+
+
+# DataFileErrors raised inside tf.data reach the caller as a TensorFlow OpError that carries the
+# message but not the type; `data_errors` finds the original here to re-raise it. Bounded: only
+# the most recent errors matter.
+_REPORTED: dict[str, DataFileError] = {}
+_MAX_REPORTED = 8
+
+
+def _reporting(read):
+    def wrapper(*args):
+        try:
+            return read(*args)
+        except DataFileError as error:
+            if len(_REPORTED) >= _MAX_REPORTED:
+                _REPORTED.pop(next(iter(_REPORTED)), None)
+            _REPORTED[str(error)] = error
+            raise
+    return wrapper
+
+
+@contextlib.contextmanager
+def data_errors():
+    """Re-raises a `DataFileError` met while `tf.data` read a crop as itself.
+
+    Without it the error reaches the caller as a TensorFlow `OpError` whose message holds the
+    DataFileError's text among TensorFlow's own. Wrap `model.fit`/`predict` calls in it so that
+    the CLI can print the one-line message.
+    """
+    try:
+        yield
+    except tf.errors.OpError as error:
+        text = str(error.message)
+        for message, original in list(_REPORTED.items()):
+            if message in text:
+                raise original from None
+        raise
+
+
+def _check_positive(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise ConfigError(f"{name} {value}: must be at least 1", arguments=(name,))
+
+
+def _track_frames(data_dir, subset: Subset, n_frames, n_bands: int) -> np.ndarray:
+    if n_frames is None:
+        return scan_melspecs(data_dir, subset, n_bands=n_bands)
+    n_frames = np.asarray(n_frames, dtype=np.int64)
+    if n_frames.shape != (len(subset),):
+        raise ValueError(f"n_frames has shape {n_frames.shape}, expected ({len(subset)},): one "
+                         f"frame count per track of {subset.name} (from scan_melspecs)")
+    return n_frames
+
+
+def _read_batches(batches: tf.data.Dataset, reader: CropReader, read, batch_size: int | None,
+                  extra=None) -> tf.data.Dataset:
+    """Maps batches of (track, value) to crops `[batch, n_bands, T, 1]`, reading in parallel.
+
+    `read(tracks, values, out)` is one of `reader`'s methods.
+    """
+    # Enough for the batches in flight: parallel reads, prefetched ones and the model's own.
+    buffers = _BatchBuffers(capacity=(os.cpu_count() or 1) + PREFETCH_BATCHES + 2)
+
+    def read_into_buffer(tracks, values):
+        return read(tracks, values, buffers.take(reader.batch_shape(len(tracks))))
+
+    def read_crops(tracks, values):
+        crops = tf.numpy_function(_reporting(read_into_buffer), [tracks, values], tf.float32,
+                                  stateful=False, name="read_crops")
+        # numpy_function outputs have unknown shapes; Keras and XLA want them static.
+        crops = tf.ensure_shape(crops, reader.batch_shape(batch_size))[..., None]
+        return crops if extra is None else (crops, extra(tracks))
+
+    # deterministic=True: parallel reads still come out in order, so a seed reproduces a run.
+    # A fixed prefetch depth (not AUTOTUNE, which may grow its buffer towards half the RAM)
+    # keeps memory at a few batches of crops whatever the corpus size.
+    return (batches.map(read_crops, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(PREFETCH_BATCHES))
+
+
+def epoch_order(n_tracks: int, *, seed: int = 0, shuffle: bool = True,
+                shard: tuple[int, int] | None = None, global_batch: int | None = None,
+                name: str = "subset") -> tf.data.Dataset:
+    """The `(track index, crop draw)` pairs of each training epoch, before any file is read.
+
+    Args:
+        n_tracks: tracks in the subset.
+        seed, shuffle, shard, global_batch: as `train_dataset`.
+        name: the subset's name, for messages.
+
+    Returns:
+        A dataset of `(int64 track, int64 draw)`; each pass over it is one epoch.
+    """
+    if shard is not None and not (len(shard) == 2 and 0 <= shard[1] < shard[0]):
+        raise ConfigError(f"shard={shard}: expected (num_shards, index) with "
+                          f"0 <= index < num_shards")
+    if global_batch is not None and not 0 < global_batch <= n_tracks:
+        raise ConfigError(f"{name}: {n_tracks} tracks, fewer than one global batch of "
+                          f"{global_batch}; lower batch_size or use more tracks",
+                          arguments=("batch_size",))
+    tracks = tf.data.Dataset.range(n_tracks)
+    if shuffle:
+        tracks = tracks.shuffle(max(n_tracks, 1), seed=seed, reshuffle_each_iteration=True)
+    # One random integer per track and epoch picks its crop (`random_crop_start`); drawn by a
+    # seeded tf.data op, in order, so parallel reading cannot change which crop a track gets.
+    # Paired before any cut or shard: a track gets the same crop whatever the replicas.
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    elements = tf.data.Dataset.zip((tracks, draws))
+    if global_batch is not None:
+        elements = elements.take(n_tracks - n_tracks % global_batch)
+    if shard is not None:
+        elements = elements.shard(*shard)
+    return elements
+
+
+def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
+                  crop_frames: int = 1280, batch_size: int = 64, n_bands: int = N_BANDS,
+                  seed: int = 0, shuffle: bool = True, drop_remainder: bool = False,
+                  shard: tuple[int, int] | None = None,
+                  global_batch: int | None = None) -> tf.data.Dataset:
+    """One random crop per track and epoch, with labels, in shuffled batches.
+
+    One pass over the dataset is one epoch over every track (of the shard); each pass shuffles
+    anew and draws new crop positions. The same `seed` gives the same sequence of epochs.
+
+    Args:
+        data_dir: the melspec root.
+        subset: the tracks and their labels.
+        n_frames: frames per track from `scan_melspecs` (scanned here if None).
+        crop_frames: the crop length T (paper: 1280).
+        batch_size: crops per batch (paper: 64).
+        n_bands: mel bands (96).
+        seed: fixes shuffling and crop positions.
+        shuffle: shuffle the tracks every epoch (off: subset order, for inspection).
+        drop_remainder: drop the last partial batch (for a static batch size); by default every
+            track is seen every epoch and the last batch may be smaller.
+        shard: `(num_shards, index)`: this worker's share of every epoch (multi-worker
+            training): the tracks at positions `index, index + num_shards, ...` of the epoch's
+            shuffled order. Every worker shuffles alike (same seed), so the shards of an epoch
+            are disjoint and together cover it. TensorFlow's own auto-sharding is turned off.
+        global_batch: for training with several replicas: each epoch keeps only the first
+            `n - n % global_batch` tracks of its shuffled order (a different few left out every
+            epoch) and batches drop no remainder, so that every step of every replica and
+            worker is a full share of a full global batch (`batch_size` is then the
+            per-replica batch). None: every track every epoch.
+
+    Returns:
+        A dataset of `(x, y)`: x float32 `[batch, n_bands, crop_frames, 1]`, y float32 multi-hot
+        `[batch, n_tags]`.
+
+    Raises:
+        DataFileError: at construction, if the scan finds unusable files; while iterating, a file
+            that became unreadable (wrap the loop in `data_errors()` to get it as itself).
+    """
+    _check_positive(crop_frames=crop_frames, batch_size=batch_size, n_bands=n_bands)
+    n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
+    reader = CropReader(data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands)
+    labels = tf.constant(subset.labels, dtype=tf.float32)
+
+    elements = epoch_order(len(subset), seed=seed, shuffle=shuffle, shard=shard,
+                           global_batch=global_batch, name=subset.name)
+    drop_remainder = drop_remainder or global_batch is not None
+    batches = elements.batch(batch_size, drop_remainder=drop_remainder)
+    dataset = _read_batches(batches, reader, reader.read_random,
+                            batch_size if drop_remainder else None,
+                            extra=lambda t: tf.gather(labels, t))
+    if shard is not None:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        dataset = dataset.with_options(options)
+    return dataset
+
+
+def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops: int = 10,
+                 crop_frames: int = 1280, batch_size: int = 64,
+                 n_bands: int = N_BANDS) -> tf.data.Dataset:
+    """K regular crops of every track, batched across tracks, every batch full.
+
+    Crops come in track-major order (track 0's K crops, then track 1's, ...), so the first
+    `len(subset) * n_crops` outputs of a model belong, K by K, to the tracks in subset order.
+    The last batch is filled up by repeating the last crop, so that the model always sees
+    `batch_size` crops (one compiled shape); drop those outputs (`predict_tracks` does).
+
+    Args:
+        data_dir, subset, n_frames, crop_frames, batch_size, n_bands: as `train_dataset`.
+        n_crops: K crops per track (paper: 10 for validation, 20 for test).
+
+    Returns:
+        A dataset of x float32 `[batch_size, n_bands, crop_frames, 1]` (no labels).
+    """
+    _check_positive(n_crops=n_crops, crop_frames=crop_frames, batch_size=batch_size,
+                    n_bands=n_bands)
+    n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
+    reader = CropReader(data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands)
+    tracks = np.repeat(np.arange(len(subset), dtype=np.int64), n_crops)
+    starts = regular_crop_starts(n_frames, crop_frames, n_crops).reshape(-1)
+    fill = -len(tracks) % batch_size
+    if fill:
+        tracks = np.concatenate([tracks, np.full(fill, tracks[-1])])
+        starts = np.concatenate([starts, np.full(fill, starts[-1])])
+    batches = tf.data.Dataset.from_tensor_slices((tracks, starts)).batch(batch_size)
+    return _read_batches(batches, reader, reader.read, batch_size)
+
+
+def predict_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *,
+                   n_crops: int = 10, crop_frames: int = 1280, batch_size: int = 64,
+                   n_bands: int = N_BANDS, progress: Progress | None = None) -> np.ndarray:
+    """Each track's prediction: the mean of the model's outputs over its K regular crops.
+
+    Usable from a Keras callback during `fit` (it only calls `model.predict`).
+
+    Args:
+        model: a Keras model taking `[batch, n_bands, crop_frames, 1]` and returning sigmoid
+            probabilities `[batch, n_tags]`.
+        data_dir, subset, n_frames, n_crops, crop_frames, batch_size, n_bands: as
+            `eval_dataset`.
+        progress: told after every batch (`done` and `total` count batches).
+
+    Returns:
+        float32 `[len(subset), n_tags]`, rows in subset order.
+
+    Raises:
+        DataFileError: an unusable file (at the scan, or met while reading).
+    """
+    n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
+    dataset = eval_dataset(data_dir, subset, n_frames, n_crops=n_crops, crop_frames=crop_frames,
+                           batch_size=batch_size, n_bands=n_bands)
+    n_tracks = len(subset)
+    if n_tracks == 0:
+        return np.zeros((0, subset.labels.shape[1]), dtype=np.float32)
+    callbacks = []
+    if progress is not None:
+        import keras
+
+        n_batches = -(-n_tracks * n_crops // batch_size)
+
+        class Report(keras.callbacks.Callback):
+            def on_predict_batch_end(self, batch, logs=None):
+                progress(batch + 1, n_batches, f"{subset.name} batches")
+
+        callbacks.append(Report())
+    with data_errors():
+        outputs = np.asarray(model.predict(dataset, verbose=0, callbacks=callbacks),
+                             dtype=np.float64)
+    per_crop = outputs[:n_tracks * n_crops].reshape(n_tracks, n_crops, -1)
+    return per_crop.mean(axis=1).astype(np.float32)

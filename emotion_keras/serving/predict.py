@@ -1,0 +1,183 @@
+"""Tags for a user's own files: audio or `.npy` mel-spectrograms, through a run or an export.
+
+A model source is either a run directory (its best checkpoint; thresholds from `evaluate` when
+present) or an export folder (`emotion-keras export`; loaded with TensorFlow alone). Both go
+through the same crop-averaging function the export serves (`emotion_keras.serving.export`), so a
+run and its export give the same probabilities. Audio is turned into the dataset's own features
+first (`emotion_keras.data.audio`); `.npy` files are validated as the training data is
+(`emotion_keras.data.melspec_files`).
+
+A file that cannot be read gets one error line naming it; the others still complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from emotion_keras.data.audio import AUDIO_SUFFIXES
+from emotion_keras.data.dataset import MTG_JAMENDO
+from emotion_keras.errors import DataFileError, EmotionKerasError, ModelError
+from emotion_keras.progress import Progress, no_progress
+from emotion_keras.rundir import RunDir
+from emotion_keras.serving.export import EXPORT_MARKER
+
+SUFFIXES = (".npy",) + AUDIO_SUFFIXES
+
+
+@dataclasses.dataclass
+class Predictor:
+    """Maps one `[n_bands, frames]` melspec to crop-averaged probabilities."""
+
+    tags: tuple[str, ...]
+    n_bands: int
+    thresholds: np.ndarray | None
+    serve: Callable
+    source: str
+    #: What `serve` belongs to (a loaded SavedModel): its variables live as long as it does.
+    owner: object = None
+
+    def __call__(self, melspec: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        return np.asarray(self.serve(tf.constant(melspec, tf.float32))["probabilities"])
+
+
+def load_predictor(path: str | Path) -> Predictor:
+    """A predictor from a run directory or an export folder."""
+    path = Path(path)
+    if (path / EXPORT_MARKER).is_file():
+        return _load_export(path)
+    run_dir = RunDir(path)
+    if run_dir.is_run():
+        from emotion_keras.rundir import load_run
+        from emotion_keras.serving.export import crop_average_fn
+
+        run = load_run(run_dir)
+        config = run.config
+        thresholds = (
+            np.load(run_dir.thresholds_file, allow_pickle=False)
+            if run_dir.thresholds_file.is_file()
+            else None
+        )
+        serve = crop_average_fn(
+            run.model,
+            n_bands=config.n_bands,
+            crop_frames=config.crop_frames,
+            n_crops=config.test_crops,
+            tags=run.tags,
+            pad_value=MTG_JAMENDO.pad_value,
+        )
+        return Predictor(run.tags, config.n_bands, thresholds, serve, str(run.checkpoint))
+    raise ModelError(
+        f"{path}: neither a run directory (config.json) nor an export ({EXPORT_MARKER})"
+    )
+
+
+def _load_export(path: Path) -> Predictor:
+    import tensorflow as tf
+
+    for part in ("saved_model", "tags.txt"):
+        if not (path / part).exists():
+            raise ModelError(f"{path}: an incomplete export (no {part}); export the run again")
+    try:
+        info = json.loads((path / EXPORT_MARKER).read_text(encoding="utf-8"))
+        n_bands = int(info["n_bands"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ModelError(
+            f"{path / EXPORT_MARKER}: not an export description ({type(error).__name__}: {error})"
+        ) from None
+    try:
+        served = tf.saved_model.load(str(path / "saved_model"))
+    except (OSError, ValueError, tf.errors.OpError) as error:
+        detail = (str(error).strip().splitlines() or [""])[0][:200]
+        raise ModelError(
+            f"{path / 'saved_model'}: not a loadable SavedModel ({type(error).__name__}: {detail})"
+        ) from None
+    tags = tuple((path / "tags.txt").read_text(encoding="utf-8").split())
+    return Predictor(tags, n_bands, None, served.serve, str(path), owner=served)
+
+
+def expand_inputs(inputs) -> list[Path]:
+    """Files as given, folders searched recursively for `.npy` and audio files, sorted."""
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() in SUFFIXES))
+        else:
+            files.append(item)
+    return files
+
+
+def melspec_of(path: Path, n_bands: int) -> np.ndarray:
+    if not path.is_file():
+        raise DataFileError(f"{path}: file not found")
+    if path.suffix.lower() == ".npy":
+        from emotion_keras.data.melspec_files import load_melspec
+
+        return load_melspec(path, n_bands)
+    if path.suffix.lower() in AUDIO_SUFFIXES:
+        from emotion_keras.data import audio
+
+        return audio.melspec_file(path)
+    raise DataFileError(
+        f"{path}: unsupported file type (expected .npy or {', '.join(AUDIO_SUFFIXES)})"
+    )
+
+
+def predict_files(
+    predictor: Predictor, files, top_k: int = 5, progress: Progress | None = None
+) -> tuple[list[dict], list[str]]:
+    """Predicts every file; returns (one record per good file, one error line per bad file).
+
+    `progress` is told before each file, with the file as its note.
+    """
+    records, errors = [], []
+    progress = progress or no_progress
+    for i, path in enumerate(files):
+        progress(i, len(files), str(path))
+        try:
+            probabilities = predictor(melspec_of(Path(path), predictor.n_bands))
+        except EmotionKerasError as error:
+            errors.append(str(error))
+            continue
+        order = np.argsort(-probabilities, kind="stable")[:top_k]
+        record = {
+            "file": str(path),
+            "top_tags": [predictor.tags[j] for j in order],
+            "probabilities": dict(zip(predictor.tags, map(float, probabilities))),
+        }
+        if predictor.thresholds is not None:
+            record["decisions"] = [
+                t
+                for t, p, th in zip(predictor.tags, probabilities, predictor.thresholds)
+                if p >= th
+            ]
+        records.append(record)
+    progress(len(files), len(files), "")
+    return records, errors
+
+
+def format_records(records: list[dict], tags, fmt: str) -> str:
+    """CSV (one row per file: file, top tags, then every tag's probability) or JSON."""
+    if fmt == "json":
+        return json.dumps(records, indent=2) + "\n"
+    import pandas as pd
+
+    rows = []
+    for record in records:
+        row = {"file": record["file"], "top_tags": ";".join(record["top_tags"])}
+        if "decisions" in record:
+            row["decisions"] = ";".join(record["decisions"])
+        row.update(record["probabilities"])
+        rows.append(row)
+    columns = (
+        ["file", "top_tags"]
+        + (["decisions"] if any("decisions" in r for r in records) else [])
+        + list(tags)
+    )
+    return pd.DataFrame(rows, columns=columns).to_csv(index=False, float_format="%.6f")
