@@ -40,13 +40,18 @@ DEFAULT_DROPOUT = 0.5
 
 @dataclasses.dataclass(frozen=True)
 class Conv:
-    """`repeat` plain convolutions of `filters` x `kernel` (each + BN + ELU), then `pool`."""
+    """`repeat` plain convolutions of `filters` x `kernel` (each + BN + ELU), then `pool`.
+
+    `padding` None keeps the size ("same"); an integer p pads p zeros on every side and the
+    convolution then keeps only full windows, changing each side by `2 p - (kernel - 1)`.
+    """
 
     filters: int
     kernel: int = 3
     pool: tuple[int, int] | None = None
     repeat: int = 1
     average: bool = False  # average- instead of max-pooling
+    padding: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,9 +82,12 @@ VGG6 = (
     Conv(256, 3, pool=(2, 4)),  # 1 x 1 x 256
 )
 
-# 16 convolutions: a 5x5 stem and five bottleneck blocks, two of them downsampling.
+# 16 convolutions: a 5x5 stem and five bottleneck blocks, two of them downsampling. The original's
+# stem (model.py, class AudioNet) is `Conv2d(1, 64, 5, padding=3)`: padded by 3, not "same"'s 2,
+# so it outputs (bands + 2) x (frames + 2), 98 x 1282 for a crop, and the (3, 5) max-pool after
+# it sees the windows the original sees.
 RES16 = (
-    Conv(64, 5, pool=(3, 5)),
+    Conv(64, 5, pool=(3, 5), padding=3),
     Bottleneck(64),
     Bottleneck(128, stride=2, pool=(2, 4)),
     Bottleneck(128),
@@ -107,18 +115,27 @@ VGG25 = (
 )
 
 
-def _reductions(table):
-    """The table's spatial reductions in order: (factors, rounds_up) per stride or pool."""
+def _size_changes(table):
+    """The table's changes of the spatial size in order: `("add", n)` for a padded valid
+    convolution, `("divide", factors, rounds_up)` per stride or pool."""
     for step in table:
+        if isinstance(step, Conv) and step.padding is not None:
+            for _ in range(step.repeat):
+                yield "add", 2 * step.padding - (step.kernel - 1)
         if isinstance(step, Bottleneck) and step.stride != 1:
-            yield (step.stride, step.stride), True  # a strided conv rounds up (PyTorch and Keras)
+            # A strided convolution rounds up (PyTorch and Keras).
+            yield "divide", (step.stride, step.stride), True
         if step.pool is not None:
-            yield step.pool, False  # pooling rounds down (PyTorch's default, Keras "valid")
+            yield "divide", step.pool, False  # pooling rounds down (PyTorch, Keras "valid")
 
 
 def _final_size(table, size: int, axis: int) -> int:
-    for factors, rounds_up in _reductions(table):
-        size = -(-size // factors[axis]) if rounds_up else size // factors[axis]
+    for change in _size_changes(table):
+        if change[0] == "add":
+            size += change[1]
+        else:
+            _, factors, rounds_up = change
+            size = -(-size // factors[axis]) if rounds_up else size // factors[axis]
     return size
 
 
@@ -183,7 +200,11 @@ def _apply_step(x, step, name: str):
     else:
         for i in range(1, step.repeat + 1):
             x = apply_conv_bn_elu(
-                x, step.filters, step.kernel, f"{name}_{i}" if step.repeat > 1 else name
+                x,
+                step.filters,
+                step.kernel,
+                f"{name}_{i}" if step.repeat > 1 else name,
+                padding=step.padding,
             )
     if step.pool is not None:
         average = isinstance(step, Conv) and step.average

@@ -31,7 +31,9 @@ def batch_norm(name: str) -> layers.BatchNormalization:
     return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
 
 
-def apply_conv_bn(x, filters: int, kernel_size: int, name: str, strides: int = 1):
+def apply_conv_bn(
+    x, filters: int, kernel_size: int, name: str, strides: int = 1, padding: int | None = None
+):
     """Convolution that keeps the spatial size (divided by `strides`), then BatchNormalization.
 
     Args:
@@ -39,26 +41,32 @@ def apply_conv_bn(x, filters: int, kernel_size: int, name: str, strides: int = 1
         filters: output channels.
         kernel_size: odd side of the square kernel.
         name: prefix of the layer names (`{name}_conv`, `{name}_bn`, and `{name}_pad` when
-            strided).
+            strided or explicitly padded).
         strides: 1, or 2 to halve height and width (rounding up, as PyTorch does).
+        padding: None keeps the size ("same", or PyTorch's `kernel_size // 2` when strided);
+            an integer p pads p zeros on every side, as PyTorch's `padding=p`, and the
+            convolution keeps only full windows (each side changes by `2 p - kernel_size + 1`).
 
     Returns:
         The normalised feature map `[batch, ceil(height / strides), ceil(width / strides),
-        filters]`.
+        filters]` (with `padding` None).
     """
-    if strides == 1:
+    if strides == 1 and padding is None:
         x = layers.Conv2D(filters, kernel_size, padding="same", name=f"{name}_conv")(x)
     else:
-        # PyTorch's symmetric `padding=kernel_size // 2` (see the module docstring).
-        if kernel_size // 2:
-            x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+        # PyTorch's symmetric padding (see the module docstring).
+        pad = kernel_size // 2 if padding is None else padding
+        if pad:
+            x = layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
         x = layers.Conv2D(
             filters, kernel_size, strides=strides, padding="valid", name=f"{name}_conv"
         )(x)
     return batch_norm(f"{name}_bn")(x)
 
 
-def apply_conv_bn_elu(x, filters: int, kernel_size: int, name: str, strides: int = 1):
+def apply_conv_bn_elu(
+    x, filters: int, kernel_size: int, name: str, strides: int = 1, padding: int | None = None
+):
     """Convolution, BatchNormalization, ELU: the unit of every network in the paper.
 
     Args:
@@ -67,11 +75,12 @@ def apply_conv_bn_elu(x, filters: int, kernel_size: int, name: str, strides: int
         kernel_size: odd side of the square kernel.
         name: prefix of the layer names (`{name}_conv`, `{name}_bn`, `{name}_elu`).
         strides: 1, or 2 to halve height and width.
+        padding: as `apply_conv_bn`.
 
     Returns:
         The activated feature map.
     """
-    x = apply_conv_bn(x, filters, kernel_size, name, strides)
+    x = apply_conv_bn(x, filters, kernel_size, name, strides, padding)
     return layers.ELU(name=f"{name}_elu")(x)
 
 

@@ -357,3 +357,32 @@ def test_synchronized_batch_norm_is_set_inside_the_block_only():
             assert not any(layer.synchronized for layer in norms)
         assert all(layer.synchronized for layer in norms)
     assert not any(layer.synchronized for layer in norms)
+
+
+def test_res16_stem_pads_by_three_as_the_original():
+    """The original's first layer is `Conv2d(1, 64, 5, padding=3)` (model.py, class AudioNet):
+    98 x 1282 after it, then the (3, 5) max-pool sees the original's windows."""
+    model = build_model("res16")
+    assert model.get_layer("block1_pad").padding == ((3, 3), (3, 3))
+    assert model.get_layer("block1_conv").padding == "valid"
+    assert tuple(model.get_layer("block1_bn").output.shape[1:]) == (98, 1282, 64)
+    assert tuple(model.get_layer("block1_pool").output.shape[1:]) == (32, 256, 64)
+    assert input_sizes("res16") == {"bands": (79, 174), "frames": (1233, 2512)}
+
+
+def test_res16_stem_computes_what_a_pad_3_convolution_computes():
+    # One channel, a kernel that copies the top-left of its window: with padding 3 the first
+    # output row and column read the padding (zeros), then the input from its first sample on.
+    model = build_model("res16")
+    conv = model.get_layer("block1_conv")
+    kernel = np.zeros(conv.kernel.shape, np.float32)
+    kernel[0, 0, 0, :] = 1.0
+    conv.kernel.assign(kernel)
+    conv.bias.assign(np.zeros(conv.bias.shape, np.float32))
+    stem = keras.Model(model.get_layer("block1_pad").input, conv.output)
+    x = np.arange(1, 96 * 1280 + 1, dtype=np.float32).reshape(1, 96, 1280, 1)
+    y = stem.predict(x, verbose=0)[0, :, :, 0]
+    assert y.shape == (98, 1282)
+    np.testing.assert_array_equal(y[:3, :], 0)
+    np.testing.assert_array_equal(y[:, :3], 0)
+    np.testing.assert_array_equal(y[3:, 3:], x[0, :95, :1279, 0])
