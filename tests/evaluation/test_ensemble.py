@@ -340,3 +340,18 @@ def test_score_of_the_two_real_submissions_is_the_official_formula_on_their_mean
     # The mean is a different ranking from either submission's: it is really scored.
     assert scores["PR-AUC-macro"] != pytest.approx(0.125564, abs=1e-4)
     assert scores["PR-AUC-macro"] != pytest.approx(0.107734, abs=1e-4)
+
+
+def test_building_an_ensemble_loads_no_model(tmp_path, runs):
+    import subprocess
+    import sys
+
+    argv = ["ensemble", *map(str, runs), "--out", str(tmp_path / "ens")]
+    code = (
+        f"import sys\nfrom emotion_keras.cli import main\nstatus = main({argv!r})\n"
+        "print(status, 'tensorflow' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "0 False"
+    assert (tmp_path / "ens" / "metrics.json").is_file()
