@@ -123,6 +123,57 @@ def test_restore_last_brings_back_weights_and_optimizer_state(tmp_path):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
+def test_the_commit_restores_dropout_masks_and_early_stopping_where_they_were(tmp_path):
+    """What a `.keras` file does not keep: dropout's generator state (the next masks) and early
+    stopping's patience count. Both go into state.json with each commit and come back."""
+    from emotion_keras.training.callbacks import ResumableEarlyStopping
+
+    def dropout_model():
+        keras.utils.set_random_seed(7)
+        inputs = keras.Input((4,), name="melspec")
+        hidden = keras.layers.Dropout(0.5)(keras.layers.Dense(16)(inputs))
+        model = keras.Model(inputs, keras.layers.Dense(3, activation="sigmoid")(hidden))
+        model.compile(optimizer="adam", loss="binary_crossentropy")
+        return model
+
+    scores = iter([0.5, 0.4, 0.3, 0.2])
+
+    class Scores(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_pr_auc_macro"] = next(scores)
+
+    x, y = np.random.default_rng(0).normal(size=(8, 4)), np.ones((8, 3))
+    stopping = ResumableEarlyStopping(monitor="val_pr_auc_macro", mode="max", patience=2)
+    run = RunDir(tmp_path)
+    model = dropout_model()
+    checkpoint = ResumableCheckpoint(run, resumables={"early_stopping": stopping})
+    model.fit(x, y, epochs=2, batch_size=4, verbose=0, callbacks=[Scores(), stopping, checkpoint])
+    state = run.read_state()
+    assert state["callbacks"]["early_stopping"] == {"wait": 1, "best": 0.5, "best_epoch": 0}
+    assert not state["stopped"]
+
+    resumed = dropout_model()
+    trainer.restore_last(resumed, run)
+    resumed_stopping = ResumableEarlyStopping(monitor="val_pr_auc_macro", mode="max", patience=2)
+    trainer.restore_run_state(resumed, run, {"early_stopping": resumed_stopping}, True)
+    # The next training step draws the same dropout masks in both: the same update.
+    model.train_on_batch(x[:4], y[:4])
+    resumed.train_on_batch(x[:4], y[:4])
+    for a, b in zip(model.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # Patience carries on: one more epoch without improvement stops the run, for good.
+    resumed.fit(
+        x,
+        y,
+        epochs=4,
+        initial_epoch=2,
+        batch_size=4,
+        verbose=0,
+        callbacks=[Scores(), resumed_stopping, ResumableCheckpoint(run, resumables={})],
+    )
+    assert run.read_state()["epoch"] == 3 and run.read_state()["stopped"]
+
+
 def test_original_schedule_phases():
     phases = optimization.schedule_phases(Config(schedule="original", epochs=120))
     assert [(p.start, p.stop, p.optimizer, p.learning_rate) for p in phases] == [
