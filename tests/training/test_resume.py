@@ -44,7 +44,10 @@ def keras_arrays(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def train(run: Path, data, moment: str = "none", epoch: int = 0) -> subprocess.CompletedProcess:
+MOMENTS = {"mid-epoch": 1, "checkpoint-write": 1, "after-commit": 2}  # -> epochs committed
+
+
+def start(run: Path, data, moment: str = "none", epoch: int = 0) -> subprocess.Popen:
     data_dir, meta_dir = data
     flags = [
         "--model", "baseline5", "--data-dir", data_dir, "--meta-dir", meta_dir,
@@ -53,14 +56,29 @@ def train(run: Path, data, moment: str = "none", epoch: int = 0) -> subprocess.C
     ]  # fmt: skip
     command = [sys.executable, "-m", "tests.training.killed_run", moment, str(epoch), "--"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run(
+    return subprocess.Popen(
         [*command, *map(str, flags)],
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=TIMEOUT_S,
     )
+
+
+def finish(processes: dict) -> dict[str, tuple[int, str]]:
+    """Waits for every process (bounded), kills any left; `{name: (exit code, stderr)}`."""
+    results = {}
+    try:
+        for name, process in processes.items():
+            _, err = process.communicate(timeout=TIMEOUT_S)
+            results[name] = (process.returncode, err)
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+    return results
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +89,25 @@ def demo_data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(demo_data, tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("uninterrupted") / "run"
-    result = train(run, demo_data)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run
+def runs(demo_data, tmp_path_factory) -> dict:
+    """The uninterrupted run and, per moment, the killed run and its rerun (run concurrently:
+    the processes are independent, and most of each is TensorFlow's start-up)."""
+    root = tmp_path_factory.mktemp("resume")
+    paths = {name: root / name for name in ["uninterrupted", *MOMENTS]}
+    first = finish(
+        {"uninterrupted": start(paths["uninterrupted"], demo_data)}
+        | {moment: start(paths[moment], demo_data, moment, epoch=2) for moment in MOMENTS}
+    )
+    # What each kill left behind, before the rerun repairs it.
+    left = {
+        moment: (
+            RunDir(paths[moment]).read_state(),
+            sorted(p.name for p in RunDir(paths[moment]).checkpoints.iterdir()),
+        )
+        for moment in MOMENTS
+    }
+    again = finish({moment: start(paths[moment], demo_data) for moment in MOMENTS})
+    return {"paths": paths, "first": first, "left": left, "again": again}
 
 
 def assert_same_run(resumed: Path, reference: Path) -> None:
@@ -96,22 +128,22 @@ def assert_same_run(resumed: Path, reference: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "moment, committed",
-    [("mid-epoch", 1), ("checkpoint-write", 1), ("after-commit", 2)],
-)
-def test_a_run_killed_in_epoch_2_resumes_into_the_uninterrupted_run(
-    uninterrupted, demo_data, tmp_path, moment, committed
-):
-    run = tmp_path / "run"
-    killed = train(run, demo_data, moment, epoch=2)
-    assert killed.returncode == -9, killed.stderr[-3000:]
-    assert RunDir(run).read_state()["epoch"] == committed
+@pytest.mark.parametrize("moment", list(MOMENTS))
+def test_a_run_killed_in_epoch_2_resumes_into_the_uninterrupted_run(runs, moment):
+    code, err = runs["first"]["uninterrupted"]
+    assert code == 0, err[-3000:]
+    code, err = runs["first"][moment]
+    assert code == -9, err[-3000:]
+    state, files = runs["left"][moment]
+    assert state["epoch"] == MOMENTS[moment]
     if moment == "checkpoint-write":
-        assert list(RunDir(run).checkpoints.glob(".epoch-0002.keras.*")), "a half-done write"
+        assert any(name.startswith(".epoch-0002.keras.") for name in files), "a half-done write"
+    if moment == "after-commit":
+        assert "epoch-0001.keras" in files, "killed before the previous checkpoint's removal"
 
-    resumed = train(run, demo_data)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"Resuming after epoch {committed}" in resumed.stderr
-    assert_same_run(run, uninterrupted)
-    assert len(json.loads(RunDir(run).state_file.read_text())["random_state"]) == 1  # dropout
+    code, err = runs["again"][moment]
+    assert code == 0, err[-3000:]
+    assert f"Resuming after epoch {MOMENTS[moment]}" in err
+    assert_same_run(runs["paths"][moment], runs["paths"]["uninterrupted"])
+    state = json.loads(RunDir(runs["paths"][moment]).state_file.read_text())
+    assert len(state["random_state"]) == 1  # baseline5's dropout
