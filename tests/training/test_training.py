@@ -174,6 +174,19 @@ def test_the_commit_restores_dropout_masks_and_early_stopping_where_they_were(tm
     assert run.read_state()["epoch"] == 3 and run.read_state()["stopped"]
 
 
+def test_a_run_that_stopped_early_stays_stopped(tmp_path, caplog):
+    config = Config(data_dir=str(tmp_path), meta_dir=str(tmp_path), epochs=10,
+                    early_stopping_patience=2)  # fmt: skip
+    run = RunDir(tmp_path / "run")
+    run.checkpoints.mkdir(parents=True)
+    config.to_json(run.config_file)
+    run.state_file.write_text('{"epoch": 4, "checkpoint": "epoch-0004.keras", "stopped": true}')
+    with caplog.at_level("INFO", logger="emotion_keras"):
+        summary = training.train(config, run.path, verbose=0)
+    assert summary["epochs"] == 4
+    assert "stopped early after epoch 4 (early_stopping_patience 2); nothing to do" in caplog.text
+
+
 def test_original_schedule_phases():
     phases = optimization.schedule_phases(Config(schedule="original", epochs=120))
     assert [(p.start, p.stop, p.optimizer, p.learning_rate) for p in phases] == [
