@@ -80,6 +80,10 @@ class RunDir:
         """The checkpoint of (1-based) `epoch`."""
         return self.checkpoints / f"epoch-{epoch:04d}.keras"
 
+    def epoch_checkpoints(self) -> list[Path]:
+        """Every epoch checkpoint in the folder (one, but for a crash before the last clean-up)."""
+        return sorted(self.checkpoints.glob("epoch-[0-9]*.keras"))
+
     @property
     def logs(self) -> Path:
         return self.path / "logs"

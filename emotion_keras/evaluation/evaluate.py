@@ -63,6 +63,8 @@ def evaluate_run(
     split: int | None = None,
     subset: str = "test",
     progress: Progress | None = None,
+    data_dir: str | Path | None = None,
+    meta_dir: str | Path | None = None,
 ) -> dict:
     """Scores the best checkpoint of a run on `subset` of `split` and writes the results.
 
@@ -70,10 +72,21 @@ def evaluate_run(
     tag's F-score). Writes into the run directory (see `write_evaluation`); when the split or
     subset is not the run's own test set, into `RUN/eval-split-N-SUBSET/` instead.
 
+    Args:
+        data_dir, meta_dir: where the melspecs and metadata are now, if not where the run's
+            configuration says (the run was moved to another machine).
+
     Returns:
         The official metrics.
     """
     run = load_run(run_dir)
+    moved = {
+        name: str(value)
+        for name, value in (("data_dir", data_dir), ("meta_dir", meta_dir))
+        if value is not None
+    }
+    if moved:
+        run.config = run.config.replace(**moved).with_absolute_paths()
     config = run.config
     split = config.split if split is None else split
     test_set = metadata.read_subset(config.meta_dir, split, subset, tags=run.tags)
