@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from emotion_keras.data.augment import mixup_batches
 from emotion_keras.data.crops import CropReader, random_crop_start
 from emotion_keras.data.melspec_files import N_BANDS, PAD_VALUE, scan_melspecs
 from emotion_keras.data.metadata import Subset
@@ -236,7 +237,8 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
                   crop_frames: int = 1280, batch_size: int = 64, n_bands: int = N_BANDS,
                   seed: int = 0, shuffle: bool = True, drop_remainder: bool = False,
                   shard: tuple[int, int] | None = None,
-                  global_batch: int | None = None) -> tf.data.Dataset:
+                  global_batch: int | None = None,
+                  mixup_alpha: float = 0.0) -> tf.data.Dataset:
     """One random crop per track and epoch, with labels, in shuffled batches.
 
     One pass over the dataset is one epoch over every track (of the shard); each pass shuffles
@@ -262,6 +264,8 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
             epoch) and batches drop no remainder, so that every step of every replica and
             worker is a full share of a full global batch (`batch_size` is then the
             per-replica batch). None: every track every epoch.
+        mixup_alpha: mix every batch with a permutation of itself, weight ~ Beta(a, a)
+            (`augment.mixup_batches`, seeded by `seed`); 0: no mixup (the paper).
 
     Returns:
         A dataset of `(x, y)`: x float32 `[batch, n_bands, crop_frames, 1]`, y float32 multi-hot
@@ -283,6 +287,8 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
     dataset = _read_batches(batches, reader, reader.read_random,
                             batch_size if drop_remainder else None,
                             extra=lambda t: tf.gather(labels, t))
+    if mixup_alpha:
+        dataset = mixup_batches(dataset, mixup_alpha, seed)
     if shard is not None:
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
