@@ -110,7 +110,11 @@ class Config:
         optimizer: `adam` or `sgd` (Nesterov momentum) for schedules `paper` and `cosine`;
             `original` fixes its own.
         momentum: SGD's Nesterov momentum.
-        weight_decay: decoupled weight decay (Keras's `weight_decay`); 0 disables it.
+        weight_decay: weight decay; 0 disables it. Decoupled (Keras's `weight_decay`: after
+            each step `w -= lr * weight_decay * w`) unless `coupled_weight_decay`.
+        coupled_weight_decay: SGD only: add `weight_decay * w` to the gradient before the
+            momentum update instead, as PyTorch's `SGD(weight_decay=...)` does (with momentum
+            0.9 about ten times stronger than the decoupled decay of the same value).
         clipnorm: clip the global norm of all gradients together to this (PyTorch's
             `clip_grad_norm_`, Keras's `global_clipnorm`); 0 disables it.
         warmup_epochs: schedule `cosine` only: linear warm-up from 0 to `learning_rate` over
@@ -159,6 +163,7 @@ class Config:
     optimizer: str = "adam"
     momentum: float = 0.9
     weight_decay: float = 0.0
+    coupled_weight_decay: bool = False
     clipnorm: float = 0.0
     warmup_epochs: int = 0
     mixup_alpha: float = 0.0
@@ -237,6 +242,8 @@ class Config:
                     getattr(self, width),
                     f"with {masks} > 0 must be 1 to {size} ({getattr(self, size)} {axis})",
                 )
+        if self.coupled_weight_decay and self.optimizer != "sgd":
+            _invalid("coupled_weight_decay", True, "needs optimizer sgd")
         if self.warmup_epochs and self.schedule != "cosine":
             _invalid("warmup_epochs", self.warmup_epochs, "needs schedule cosine")
         if self.warmup_epochs >= self.epochs and self.warmup_epochs:

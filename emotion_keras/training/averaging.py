@@ -2,9 +2,9 @@
 
 - `swa`: stochastic weight averaging (Izmailov et al. 2018): the equal-weight mean of the
   trainable weights at the end of each of the last `swa_fraction` of the epochs; before the
-  averaged weights are used, the BatchNormalization statistics are recomputed for them by a
+  averaged weights are validated, the BatchNormalization statistics are recomputed for them by a
   forward pass over the training data (PyTorch's `update_bn`: moving statistics reset, then the
-  cumulative mean over the pass's batches).
+  cumulative mean over the pass's batches), one pass per validated epoch.
 - `ema`: the optimiser's exponential moving average of the trainable weights (Keras's `use_ema`,
   `ema_momentum`, updated every step); BatchNorm keeps its running statistics.
 
@@ -90,6 +90,7 @@ class WeightAveraging:
     def __init__(self, config: Config, run: RunDir, refresh_input=None, write: bool = True):
         self.mode = config.weight_averaging
         self.start = swa_start(config) if self.mode == "swa" else 0
+        self.every = config.validate_every
         self.run = run
         self.refresh_input = refresh_input
         self.write = write
@@ -100,7 +101,7 @@ class WeightAveraging:
         self.swap_out = _Hook(self._swap_out)
 
     # At the end of an epoch: average, save the state, evaluate the averaged weights.
-    def _swap_in(self, model: keras.Model, epoch: int) -> None:
+    def _swap_in(self, model: keras.Model, epoch: int, last_epoch: int | None) -> None:
         if self.mode == "swa":
             if epoch < self.start:
                 return
@@ -118,7 +119,10 @@ class WeightAveraging:
         if self.mode == "swa":
             for variable, value in zip(model.trainable_weights, self.average):
                 variable.assign(value)
-            if self.refresh_input is not None:
+            # Refreshed when the epoch is validated (as `ValidationAUC` decides): only then can
+            # it become the best checkpoint; other epochs' files are only resumed from.
+            due = (epoch + 1) % self.every == 0 or epoch + 1 == last_epoch
+            if self.refresh_input is not None and due:
                 seen = refresh_batch_norm(model, self.refresh_input())
                 log.debug(
                     "SWA: %d epochs averaged, BatchNorm refreshed on %d batches", self.count, seen
@@ -126,7 +130,7 @@ class WeightAveraging:
         else:
             model.optimizer.finalize_variable_values(model.trainable_weights)
 
-    def _swap_out(self, model: keras.Model, epoch: int) -> None:
+    def _swap_out(self, model: keras.Model, epoch: int, last_epoch: int | None) -> None:
         if self.raw is None:
             return
         model.set_weights(self.raw)
@@ -163,11 +167,11 @@ class WeightAveraging:
 
 
 class _Hook(keras.callbacks.Callback):
-    """A callback that calls `action(model, epoch)` at the end of each epoch."""
+    """A callback that calls `action(model, epoch, last_epoch)` at the end of each epoch."""
 
     def __init__(self, action):
         super().__init__()
         self.action = action
 
     def on_epoch_end(self, epoch, logs=None):
-        self.action(self.model, epoch)
+        self.action(self.model, epoch, (self.params or {}).get("epochs"))

@@ -198,13 +198,22 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         run: the run directory.
         monitor: a `logs` key; epochs where it is absent do not change `best.keras`.
         mode: `max` or `min`.
+        restart_best_at: a (0-based) epoch from which on only later epochs compete for
+            `best.keras` (SWA's first averaged epoch: the best model is an averaged one).
     """
 
-    def __init__(self, run: RunDir, monitor: str = "val_pr_auc_macro", mode: str = "max"):
+    def __init__(
+        self,
+        run: RunDir,
+        monitor: str = "val_pr_auc_macro",
+        mode: str = "max",
+        restart_best_at: int | None = None,
+    ):
         super().__init__()
         self.run = run
         self.monitor = monitor
         self.better = np.greater if mode == "max" else np.less
+        self.restart_best_at = restart_best_at
         state = run.read_state()
         self.best = state.get("best")
         self.best_epoch = state.get("best_epoch")
@@ -212,6 +221,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         self.run.checkpoints.mkdir(parents=True, exist_ok=True)
+        if epoch == self.restart_best_at:
+            self.best = self.best_epoch = None
         value = logs.get(self.monitor)
         improved = (
             value is not None

@@ -74,7 +74,8 @@ def make_optimizer(phase: Phase, config: Config | None = None, steps_per_epoch: 
     import keras
 
     options = dict(learning_rate=learning_rate(phase, config, steps_per_epoch))
-    if phase.weight_decay:
+    coupled = config is not None and config.coupled_weight_decay
+    if phase.weight_decay and not coupled:
         options["weight_decay"] = phase.weight_decay
     if config is not None and config.clipnorm:
         options["global_clipnorm"] = config.clipnorm
@@ -82,6 +83,12 @@ def make_optimizer(phase: Phase, config: Config | None = None, steps_per_epoch: 
         options.update(use_ema=True, ema_momentum=config.ema_momentum)
     if phase.optimizer == "adam":
         return keras.optimizers.Adam(**options)
+    if coupled:
+        from emotion_keras.training.optimizers import CoupledWeightDecaySGD
+
+        return CoupledWeightDecaySGD(
+            l2=phase.weight_decay, momentum=phase.momentum, nesterov=True, **options
+        )
     return keras.optimizers.SGD(momentum=phase.momentum, nesterov=True, **options)
 
 

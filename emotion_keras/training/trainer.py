@@ -472,7 +472,11 @@ def _callbacks(
         run_callbacks += [
             # The records first, then the checkpoint's commit (see training.callbacks).
             HistoryRecord(run.history_file),
-            ResumableCheckpoint(run, monitor=config.monitor),
+            ResumableCheckpoint(
+                run,
+                monitor=config.monitor,
+                restart_best_at=None if weight_averaging is None else weight_averaging.start,
+            ),
             keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False),
         ]
     if config.early_stopping_patience:
