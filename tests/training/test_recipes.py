@@ -475,3 +475,9 @@ def test_every_option_on_trains_without_nan_and_exports_full_length_serving(tmp_
     assert probabilities.shape == (56,) and np.isfinite(probabilities).all()
     keras_model = keras.saving.load_model(out / "model.keras")
     assert "spec_augment" not in [layer.name for layer in keras_model.layers]
+    # The export is the best checkpoint, an averaged epoch (SWA averages epochs 2 and 3).
+    assert RunDir(run).read_state()["best_epoch"] >= 2
+    best = keras.saving.load_model(RunDir(run).best_checkpoint)
+    assert len(best.weights) == len(keras_model.weights)
+    for a, b in zip(best.weights, keras_model.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
