@@ -130,7 +130,9 @@ class Config:
             training data) or `ema` (exponential moving average of the weights, Keras's
             `use_ema`). Validation, the best checkpoint, evaluation and export use the averaged
             weights.
-        swa_fraction: the fraction of the epochs (the last ones) that SWA averages.
+        swa_fraction: the fraction of the epochs (the last ones) that SWA averages. SWA's
+            first epoch and the cosine schedule follow `epochs`, so raising `epochs` when
+            resuming a run moves them.
         ema_momentum: the EMA's momentum (Keras's `ema_momentum`), per step.
     """
 

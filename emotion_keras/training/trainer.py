@@ -10,7 +10,9 @@
    scan that reports every unusable file at once).
 4. `_build_model`, `_training_input`, `_validation_predictor`: the model, its input pipeline
    and the validation predictions the AUC callback scores.
-5. `_callbacks`: validation AUCs, records, checkpoint, TensorBoard, early stopping.
+5. `_recipe`, `_callbacks`: the recipe's loss, steps per epoch and weight averaging (options
+   beyond the paper, README "Beyond the paper"); validation AUCs, records, checkpoint,
+   TensorBoard, early stopping.
 6. `_fit_phases`: `model.fit` once per optimiser phase of the schedule, resuming mid-schedule.
 
 What is in a run directory: `emotion_keras.rundir`. A run killed at any instant (SIGKILL
