@@ -7,6 +7,8 @@ A run directory holds everything needed to understand and reproduce a run:
     RUN/history.csv        per-epoch loss and validation AUCs (`epoch` from 0, as Keras counts)
     RUN/val_per_tag.csv    per-tag validation ROC-AUC/PR-AUC of every validated epoch (from 1)
     RUN/checkpoints/       epoch-NNNN.keras (last epoch, optimizer included), best.keras, state.json
+                           averaging-NNNN.npz (weight averaging: the training weights, SWA mean)
+    RUN/loss_weights.csv   loss weighted_bce: each tag's training frequency and positive weight
     RUN/logs/              TensorBoard: train/, validation/, reports/
     RUN/predictions.npy, decisions.npy, thresholds.npy, metrics.json, per_tag.csv
                            the test evaluation (`emotion-keras evaluate`; metrics.json last)
@@ -83,6 +85,20 @@ class RunDir:
     def epoch_checkpoints(self) -> list[Path]:
         """Every epoch checkpoint in the folder (one, but for a crash before the last clean-up)."""
         return sorted(self.checkpoints.glob("epoch-[0-9]*.keras"))
+
+    def averaging_state(self, epoch: int) -> Path:
+        """The weight-averaging state after (1-based) `epoch`: the training weights and the SWA
+        average (`training.averaging`)."""
+        return self.checkpoints / f"averaging-{epoch:04d}.npz"
+
+    def averaging_states(self) -> list[Path]:
+        """Every `averaging_state` file there is."""
+        return sorted(self.checkpoints.glob("averaging-*.npz"))
+
+    @property
+    def loss_weights_file(self) -> Path:
+        """The per-tag positive weights of loss `weighted_bce` (`training.losses`)."""
+        return self.path / "loss_weights.csv"
 
     @property
     def logs(self) -> Path:

@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from emotion_keras.data.augment import mixup_batches
 from emotion_keras.data.crops import CropReader, random_crop_start
 from emotion_keras.data.melspec_files import N_BANDS, PAD_VALUE, scan_melspecs
 from emotion_keras.data.metadata import Subset
@@ -249,7 +250,7 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
                   seed: int = 0, shuffle: bool = True, drop_remainder: bool = False,
                   shard: tuple[int, int] | None = None,
                   global_batch: int | None = None, first_epoch: int = 0,
-                  n_epochs: int | None = 1) -> tf.data.Dataset:
+                  n_epochs: int | None = 1, mixup_alpha: float = 0.0) -> tf.data.Dataset:
     """One random crop per track and epoch, with labels, in shuffled batches.
 
     One pass over the dataset is `n_epochs` epochs, from epoch `first_epoch` on; each epoch
@@ -279,6 +280,9 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
             per-replica batch). None: every track every epoch.
         first_epoch: the first epoch of a pass (0-based; a resumed run starts after its last).
         n_epochs: epochs in one pass; None: epochs without end.
+        mixup_alpha: mix every batch with a permutation of itself, weight ~ Beta(a, a)
+            (`augment.mixup_batches`, keyed by `seed`, the epoch and the batch's place in it,
+            so a resumed run mixes as an uninterrupted one); 0: no mixup (the paper).
 
     Returns:
         A dataset of `(x, y)`: x float32 `[batch, n_bands, crop_frames, 1]`, y float32 multi-hot
@@ -307,6 +311,13 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
     dataset = _read_batches(batches, reader, reader.read_random,
                             batch_size if drop_remainder else None,
                             extra=lambda t: tf.gather(labels, t))
+    if mixup_alpha:
+        # (epoch, batch of the epoch): the same batches, counted without reading a file.
+        keys = epochs.flat_map(
+            lambda epoch: epoch_order(len(subset), epoch=epoch, **settings)
+            .batch(batch_size, drop_remainder=drop_remainder).enumerate()
+            .map(lambda index, _: tf.stack([tf.cast(epoch, tf.int64), index])))
+        dataset = mixup_batches(dataset, mixup_alpha, seed, keys=keys)
     if shard is not None:
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF

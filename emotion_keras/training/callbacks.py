@@ -252,6 +252,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         mode: `max` or `min`.
         resumables: callbacks with a `resume_state()` to commit, by name (they must run before
             this one, so that their state includes the epoch).
+        restart_best_at: a (0-based) epoch from which on only later epochs compete for
+            `best.keras` (SWA's first averaged epoch: the best model is an averaged one).
     """
 
     def __init__(
@@ -260,12 +262,14 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         monitor: str = "val_pr_auc_macro",
         mode: str = "max",
         resumables: dict | None = None,
+        restart_best_at: int | None = None,
     ):
         super().__init__()
         self.run = run
         self.resumables = dict(resumables or {})
         self.monitor = monitor
         self.better = np.greater if mode == "max" else np.less
+        self.restart_best_at = restart_best_at
         state = run.read_state()
         self.best = state.get("best")
         self.best_epoch = state.get("best_epoch")
@@ -273,6 +277,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         self.run.checkpoints.mkdir(parents=True, exist_ok=True)
+        if epoch == self.restart_best_at:
+            self.best = self.best_epoch = None
         value = logs.get(self.monitor)
         improved = (
             value is not None

@@ -10,7 +10,9 @@
    scan that reports every unusable file at once).
 4. `_build_model`, `_training_input`, `_validation_predictor`: the model, its input pipeline
    and the validation predictions the AUC callback scores.
-5. `_callbacks`: validation AUCs, records, checkpoint, TensorBoard, early stopping.
+5. `_recipe`, `_callbacks`: the recipe's loss, steps per epoch and weight averaging (options
+   beyond the paper, README "Beyond the paper"); validation AUCs, records, checkpoint,
+   TensorBoard, early stopping.
 6. `_fit_phases`: `model.fit` once per optimiser phase of the schedule, resuming mid-schedule.
 
 What is in a run directory: `emotion_keras.rundir`. A run killed at any instant (SIGKILL
@@ -181,6 +183,7 @@ def _train(
     data = _read_data(config, run, workers.is_chief, progress)
     model = _build_model(config, strategy, n_tags=len(data.train_set.tags))
     train_input = _training_input(config, data, strategy, workers)
+    recipe = _recipe(config, run, data, workers)
     run_callbacks, reports, resumables = _callbacks(
         config,
         run,
@@ -188,8 +191,11 @@ def _train(
         completed,
         workers,
         _validation_predictor(config, data, strategy, workers, progress),
+        recipe.averaging,
     )
     run_callbacks += list(callbacks)
+    if recipe.averaging is not None:
+        run_callbacks.append(recipe.averaging.swap_out)  # last: training weights back
     _log_start(config, run, data, workers, completed)
     started = time.monotonic()
     from emotion_keras.training.distribute import lost_workers
@@ -206,6 +212,7 @@ def _train(
             workers,
             completed,
             verbose,
+            recipe,
         )
     if reports is not None:
         reports.close()
@@ -271,9 +278,22 @@ def _build_model(config: Config, strategy, n_tags: int):
 
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        return build_model(
+        model = build_model(
             config.model, input_shape=_input_shape(config), num_tags=n_tags, dropout=config.dropout
         )
+        if config.time_masks or config.freq_masks:
+            from emotion_keras.models.augment import SpecAugment, with_spec_augment
+
+            masking = SpecAugment(
+                config.time_masks,
+                config.time_mask_frames,
+                config.freq_masks,
+                config.freq_mask_bands,
+                seed=config.seed,
+                name="spec_augment",
+            )
+            model = with_spec_augment(model, masking)
+        return model
 
 
 def _input_shape(config: Config) -> tuple[int, int, int]:
@@ -301,6 +321,7 @@ def _training_input(config: Config, data: _RunData, strategy, workers):
                 data.train_frames,
                 batch_size=config.batch_size,
                 **epoch_range,
+                mixup_alpha=config.mixup_alpha,
                 **_data_settings(config),
             ), steps
         replica_batch = distribute.per_replica_batch(config.batch_size, workers)
@@ -317,11 +338,80 @@ def _training_input(config: Config, data: _RunData, strategy, workers):
                 shard=shard,
                 global_batch=config.batch_size,
                 **epoch_range,
+                mixup_alpha=config.mixup_alpha,
                 **_data_settings(config),
             ),
         ), steps
 
     return epochs
+
+
+@dataclasses.dataclass(frozen=True)
+class _Recipe:
+    """What the recipe options add to a run: its loss, steps per epoch, weight averaging."""
+
+    loss: object
+    steps_per_epoch: int
+    averaging: object | None  # averaging.WeightAveraging
+
+
+def _recipe(config: Config, run: RunDir, data: _RunData, workers) -> _Recipe:
+    """The loss (`weighted_bce`'s weights from the training tracks, written to the run), the
+    steps of an epoch (for the cosine schedule) and the weight averaging of the run."""
+    from emotion_keras.training import averaging, losses
+
+    pos_weight = None
+    if config.loss == "weighted_bce":
+        pos_weight = losses.positive_weights(data.train_set.labels)
+        if workers.is_chief:
+            _write_loss_weights(run, data.train_set, pos_weight)
+    n_tracks = len(data.train_set)
+    if workers.distributed:
+        steps = n_tracks // config.batch_size
+    else:
+        steps = -(-n_tracks // config.batch_size)
+    weight_averaging = None
+    if config.weight_averaging != "none":
+        if workers.distributed:
+            raise ConfigError(
+                f"weight_averaging {config.weight_averaging}: not supported under a "
+                f"multi-replica strategy yet ({workers.describe()}); use strategy default",
+                arguments=("weight_averaging", "strategy"),
+            )
+
+        def refresh_input():
+            from emotion_keras.data import pipeline
+
+            return pipeline.train_dataset(
+                config.data_dir,
+                data.train_set,
+                data.train_frames,
+                batch_size=config.batch_size,
+                **_data_settings(config),
+            )
+
+        weight_averaging = averaging.WeightAveraging(
+            config, run, refresh_input, write=workers.is_chief
+        )
+    return _Recipe(losses.make_loss(config, pos_weight), max(steps, 1), weight_averaging)
+
+
+def _write_loss_weights(run: RunDir, train_set: metadata.Subset, pos_weight) -> None:
+    import pandas as pd
+
+    from emotion_keras.fileio import atomic_path
+
+    positives = train_set.labels.sum(axis=0)
+    table = pd.DataFrame(
+        {
+            "tag": train_set.tags,
+            "positive_tracks": positives,
+            "frequency": positives / len(train_set),
+            "pos_weight": pos_weight,
+        }
+    )
+    with atomic_path(run.loss_weights_file) as tmp:
+        table.to_csv(tmp, index=False)
 
 
 def _validation_predictor(
@@ -360,7 +450,13 @@ def _validation_predictor(
 
 
 def _callbacks(
-    config: Config, run: RunDir, data: _RunData, completed: int, workers, predict_validation
+    config: Config,
+    run: RunDir,
+    data: _RunData,
+    completed: int,
+    workers,
+    predict_validation,
+    weight_averaging=None,
 ):
     """The run's callbacks in the order they must run, its TensorBoard reports (chief), and
     the callbacks whose state the checkpoint commits, by name."""
@@ -384,7 +480,6 @@ def _callbacks(
     )
     # First of all, StopOnNaN: a NaN loss stops the run before any callback ends the epoch.
     # Then ValidationAUC: the callbacks after it read the figures it adds to `logs`.
-    run_callbacks = [StopOnNaN(), validation]
     # Every worker stops alike (they compute the same AUCs); it runs before the checkpoint,
     # which commits its state with the epoch.
     resumables = {}
@@ -392,6 +487,10 @@ def _callbacks(
         resumables["early_stopping"] = ResumableEarlyStopping(
             monitor=config.monitor, mode="max", patience=config.early_stopping_patience
         )
+    # With weight averaging, the averaged weights go in before validation (and are what the
+    # checkpoint saves); `weight_averaging.swap_out`, the last callback, takes them out.
+    averaged = [] if weight_averaging is None else [weight_averaging.swap_in]
+    run_callbacks = [StopOnNaN(), *averaged, validation]
     reports = None
     if chief:
         from emotion_keras.data import pipeline
@@ -416,7 +515,12 @@ def _callbacks(
             # The records first, then the checkpoint's commit (see training.callbacks).
             HistoryRecord(run.history_file),
             *resumables.values(),
-            ResumableCheckpoint(run, monitor=config.monitor, resumables=resumables),
+            ResumableCheckpoint(
+                run,
+                monitor=config.monitor,
+                resumables=resumables,
+                restart_best_at=None if weight_averaging is None else weight_averaging.start,
+            ),
             keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False),
         ]
     else:
@@ -435,6 +539,7 @@ def _fit_phases(
     workers,
     completed: int,
     verbose: int | None,
+    recipe: _Recipe,
 ):
     """`model.fit` for each phase of the schedule not yet done; returns the last History."""
     from emotion_keras.data import pipeline
@@ -450,10 +555,19 @@ def _fit_phases(
             continue
         first_epoch = max(completed, phase.start)
         with strategy.scope():
-            compile_model(model, phase, config.jit_compile)
+            compile_model(
+                model,
+                phase,
+                config.jit_compile,
+                config=config,
+                steps_per_epoch=recipe.steps_per_epoch,
+                loss=recipe.loss,
+            )
             prepare_fit(model, strategy, workers, _input_shape(config), model.output.shape[-1])
             if completed > phase.start:
                 restore_last(model, run)
+                if recipe.averaging is not None:
+                    recipe.averaging.restore(model)  # the training weights, the SWA average
             elif phase.reload_best and run.best_checkpoint.is_file():
                 restore_best_weights(model, run.best_checkpoint)
                 log.info(
