@@ -12,11 +12,14 @@ def register(subparsers) -> None:
         subparsers,
         "export",
         run_export,
-        flags={"run_dir": "RUN_DIR", "out_dir": "--out"},
-        help="export a run as a TensorFlow SavedModel (plus .keras and tags)",
+        flags={"run_dir": "RUN_DIR", "out_dir": "--out", "formats": "--format"},
+        help="export a run as a TensorFlow SavedModel (plus .keras, tags, model card; "
+        "optionally TFLite and ONNX)",
         description="Write a SavedModel whose `serve` endpoint maps one full-length melspec "
-        "[96, frames] to crop-averaged tag probabilities, usable with TensorFlow "
-        "alone; the .keras model and tags.txt are written beside it.",
+        "[96, frames] to crop-averaged tag probabilities and, when the run was evaluated, "
+        "decisions from the validation thresholds; usable with TensorFlow alone. The "
+        ".keras model, tags.txt, export.json (tags, thresholds) and MODEL_CARD.md are "
+        "written beside it. An unevaluated run exports probabilities only (a note says so).",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a trained run directory")
     parser.add_argument(
@@ -26,6 +29,15 @@ def register(subparsers) -> None:
     )
     parser.add_argument(
         "--crops", type=int, help="regular crops per track (default: the run's test_crops)"
+    )
+    parser.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        choices=("savedmodel", "tflite", "onnx"),
+        help="also write this format (repeatable): tflite (model.tflite, TensorFlow's "
+        "converter) or onnx (model.onnx, needs the onnx extra); the SavedModel is always "
+        "written",
     )
     parser.add_argument(
         "--overwrite",
@@ -41,6 +53,12 @@ def run_export(args: argparse.Namespace) -> int:
 
     if args.crops is not None and args.crops < 1:
         raise ConfigError(f"--crops {args.crops}: must be at least 1")
-    out = export_run(args.run_dir, args.out, n_crops=args.crops, overwrite=args.overwrite)
+    out = export_run(
+        args.run_dir,
+        args.out,
+        n_crops=args.crops,
+        overwrite=args.overwrite,
+        formats=args.formats or ("savedmodel",),
+    )
     print(f"Exported to {out}")
     return 0
