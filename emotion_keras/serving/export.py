@@ -106,8 +106,9 @@ def crop_average_fn(
     """
     import tensorflow as tf
 
-    tag_names = tf.constant(list(tags))
-    cutoffs = None if thresholds is None else tf.constant(np.asarray(thresholds, np.float32))
+    # Constants are made inside the function: captured tensors would become inputs in ONNX.
+    tag_names = list(tags)
+    cutoffs = None if thresholds is None else np.asarray(thresholds, np.float32)
 
     @tf.function(input_signature=[tf.TensorSpec([n_bands, None], tf.float32, name="melspec")])
     def serve(melspec):
@@ -125,9 +126,9 @@ def crop_average_fn(
         probabilities = tf.cast(model(crops[..., None], training=False), tf.float32)
         outputs = {"probabilities": tf.reduce_mean(probabilities, axis=0)}
         if with_tags:
-            outputs["tags"] = tag_names
+            outputs["tags"] = tf.constant(tag_names)
         if cutoffs is not None:
-            outputs["decisions"] = tf.greater_equal(outputs["probabilities"], cutoffs)
+            outputs["decisions"] = tf.greater_equal(outputs["probabilities"], tf.constant(cutoffs))
         return outputs
 
     return serve

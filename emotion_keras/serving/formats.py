@@ -2,7 +2,8 @@
 
 Both are converted from what the SavedModel serves, so they take the same input (one melspec
 `[96, frames]`, any number of frames) and give the same `probabilities` (and `decisions` when the
-run was evaluated); neither carries the tag names, which are in `export.json` and `tags.txt`.
+run was evaluated). The TFLite file also has the SavedModel's `tags` output; the ONNX file has no
+string output (the tag order is in `export.json` and `tags.txt`).
 
 - TFLite: TensorFlow's own converter (`tf.lite.TFLiteConverter.from_saved_model`) on the
   SavedModel's `serve` signature, builtin ops only, float32 weights, dynamic time axis.
