@@ -10,6 +10,7 @@ A run directory holds everything needed to understand and reproduce a run:
     RUN/logs/              TensorBoard: train/, validation/, reports/
     RUN/predictions.npy, decisions.npy, thresholds.npy, metrics.json, per_tag.csv
                            the test evaluation (`emotion-keras evaluate`; metrics.json last)
+    RUN/per_tag.png        its per-tag AUCs as a picture (when matplotlib is installed)
     RUN/export/            the default export folder
 
 Other modules ask `RunDir` for a path instead of spelling a file name. `load_run` loads the best
@@ -97,6 +98,11 @@ class RunDir:
     @property
     def per_tag_file(self) -> Path:
         return self.path / "per_tag.csv"
+
+    @property
+    def per_tag_plot(self) -> Path:
+        """Per-tag test ROC/PR-AUC as a picture (written by evaluate when matplotlib is there)."""
+        return self.path / "per_tag.png"
 
     @property
     def default_export(self) -> Path:

@@ -174,18 +174,24 @@ def melspec_of(path: Path, n_bands: int) -> np.ndarray:
 
 
 def predict_files(
-    predictor: Predictor, files, top_k: int = 5, progress: Progress | None = None
+    predictor: Predictor,
+    files,
+    top_k: int = 5,
+    progress: Progress | None = None,
+    each: Callable[[Path, np.ndarray, dict], None] | None = None,
 ) -> tuple[list[dict], list[str]]:
     """Predicts every file; returns (one record per good file, one error line per bad file).
 
-    `progress` is told before each file, with the file as its note.
+    `progress` is told before each file, with the file as its note. `each(path, melspec,
+    record)` is called for every good file (timelines and plots, without decoding it again).
     """
     records, errors = [], []
     progress = progress or no_progress
     for i, path in enumerate(files):
         progress(i, len(files), str(path))
         try:
-            outputs = predictor.outputs(melspec_of(Path(path), predictor.n_bands))
+            melspec = melspec_of(Path(path), predictor.n_bands)
+            outputs = predictor.outputs(melspec)
         except EmotionKerasError as error:
             errors.append(str(error))
             continue
@@ -199,6 +205,8 @@ def predict_files(
         if "decisions" in outputs:  # probabilities >= the thresholds, in the graph
             record["decisions"] = [t for t, d in zip(predictor.tags, outputs["decisions"]) if d]
         records.append(record)
+        if each is not None:
+            each(Path(path), melspec, record)
     progress(len(files), len(files), "")
     return records, errors
 

@@ -17,9 +17,7 @@ FOUR_MINUTES = round(240 * 46.875)  # frames of a typical MTG-Jamendo track
 def _inputs(export):
     rng = np.random.default_rng(0)
     # A 4-minute track, an odd length, and one shorter than a crop (padded in the graph).
-    return [
-        rng.normal(-30, 15, size=(96, n)).astype(np.float32) for n in (FOUR_MINUTES, 5001, 700)
-    ]
+    return [rng.normal(-30, 15, size=(96, n)).astype(np.float32) for n in (FOUR_MINUTES, 5001, 700)]
 
 
 def _check_against_savedmodel(export, path):
