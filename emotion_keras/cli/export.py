@@ -48,8 +48,10 @@ def register(subparsers) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    import json
+
     from emotion_keras.errors import ConfigError
-    from emotion_keras.serving.export import export_run
+    from emotion_keras.serving.export import EXPORT_MARKER, export_run
 
     if args.crops is not None and args.crops < 1:
         raise ConfigError(f"--crops {args.crops}: must be at least 1")
@@ -61,4 +63,9 @@ def run_export(args: argparse.Namespace) -> int:
         formats=args.formats or ("savedmodel",),
     )
     print(f"Exported to {out}")
+    info = json.loads((out / EXPORT_MARKER).read_text(encoding="utf-8"))
+    for name, size in info["files"].items():
+        print(f"  {name:<13} {size / 1e6:8.2f} MB")
+    if info["thresholds"] is None:
+        print("  (probabilities only: the run was not evaluated, so no decisions)")
     return 0

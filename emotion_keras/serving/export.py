@@ -208,6 +208,7 @@ def export_model(
                 model, tags=tags, thresholds=thresholds, with_tags=False, **geometry
             ),
         )
+        written["model.keras"] = (tmp / "model.keras").stat().st_size
         if model_card:
             (tmp / MODEL_CARD).write_text(model_card, encoding="utf-8")
         (tmp / EXPORT_MARKER).write_text(
