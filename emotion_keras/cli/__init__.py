@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "train",
     "evaluate",
     "table",
+    "ensemble",
     "score",
     "export",
     "predict",

@@ -62,8 +62,9 @@ class Predictor:
 
         if self.windows is None:
             raise ModelError(
-                f"{self.source}: this export has no windows endpoint (written by an older "
-                f"version); export the run again for timelines and plots"
+                f"{self.source}: this export has no windows endpoint (an ensemble, or written "
+                f"by an older version); use a run or a single run's new export for timelines "
+                f"and plots"
             )
         return np.asarray(self.windows(tf.constant(windows, tf.float32))["probabilities"])
 
@@ -114,7 +115,7 @@ def _load_export(path: Path) -> Predictor:
     try:
         info = json.loads((path / EXPORT_MARKER).read_text(encoding="utf-8"))
         n_bands = int(info["n_bands"])
-        crop_frames = int(info["crop_frames"])
+        crop_frames = int(info.get("crop_frames", 0))  # an ensemble's members have their own
         thresholds = info.get("thresholds")
         thresholds = None if thresholds is None else np.asarray(thresholds, np.float64)
     except (ValueError, KeyError, TypeError) as error:
