@@ -100,15 +100,21 @@ def test_export_serves_the_same_probabilities_as_evaluate_without_this_package(
 
 @pytest.mark.slow
 def test_interrupted_export_leaves_nothing_that_looks_complete(trained_run, tmp_path, monkeypatch):
-    from emotion_keras.serving import export
+    from emotion_keras.serving import export, formats
 
-    def crash(*args, **kwargs):
+    convert = formats.convert
+    written = []
+
+    def convert_then_crash(*args, **kwargs):
+        written.append(convert(*args, **kwargs))
         raise KeyboardInterrupt
 
-    # The last step of an export (export.json, after the SavedModel and the .keras model).
-    monkeypatch.setattr(export.json, "dumps", crash)
+    # Late in an export: after the SavedModel, the .keras model, the tags and the conversions,
+    # before the model card and export.json.
+    monkeypatch.setattr(formats, "convert", convert_then_crash)
     with pytest.raises(KeyboardInterrupt):
         export.export_run(trained_run, tmp_path / "export")
+    assert "saved_model" in written[0]  # it did get that far
     assert list(tmp_path.iterdir()) == []
 
 

@@ -139,3 +139,17 @@ def test_timeline_has_one_window_per_hop_that_fits_and_scores_it_as_a_whole_trac
     assert len(tagger.timeline(track, hop_s=window / 46.875)) == 2  # 1 + (3 * 640 + 5) // 1280
     with pytest.raises(DataFileError, match=r"expected \[96, frames\]"):
         tagger.tag(np.zeros((64, 100)))
+
+
+def test_importing_the_tagger_imports_no_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom emotion_keras import Tagger\n"
+        "print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.split() == ["False", "False"]
