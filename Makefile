@@ -39,8 +39,8 @@ train: venv ## Train MODEL (demo data unless DATA=melspecs META=metadata); SPLIT
 evaluate: venv ## Score RUN's best checkpoint on the test split (writes into RUN)
 	$(EK) evaluate $(RUN)
 
-export: venv ## Export RUN as a SavedModel (RUN/export, or OUT=dir; OVERWRITE=1 replaces an earlier export)
-	$(EK) export $(RUN) $(if $(OUT),--out $(OUT)) $(if $(OVERWRITE),--overwrite)
+export: venv ## Export RUN as a SavedModel (RUN/export, or OUT=dir; OVERWRITE=1 replaces an earlier export; FORMAT=tflite or onnx adds one)
+	$(EK) export $(RUN) $(if $(OUT),--out $(OUT)) $(if $(OVERWRITE),--overwrite) $(if $(FORMAT),--format $(FORMAT))
 
 # Every evaluated run directory under runs/ unless RUNS="dir1 dir2" is given.
 RUNS ?= $(patsubst %/metrics.json,%,$(wildcard runs/*/metrics.json))
@@ -58,17 +58,18 @@ $(VENV)/.audio: $(VENV)/.installed
 melspec: $(VENV)/.audio ## Mel-spectrograms of AUDIO (files/folders) into OUT, as the dataset's
 	$(EK) melspec $(AUDIO) --out $(OUT)
 
-predict: $(VENV)/.audio ## Tags for AUDIO (audio or .npy files/folders) with MODEL=run-or-export dir
-	$(EK) predict $(MODEL) $(AUDIO) $(if $(FORMAT),--format $(FORMAT)) $(if $(TOP_K),--top-k $(TOP_K))
+predict: $(VENV)/.audio ## Tags for AUDIO (audio or .npy files/folders) with MODEL=run-or-export dir; TIMELINE=file.csv PLOT=dir
+	$(EK) predict $(MODEL) $(AUDIO) $(if $(FORMAT),--format $(FORMAT)) $(if $(TOP_K),--top-k $(TOP_K)) $(if $(TIMELINE),--timeline $(TIMELINE)) $(if $(PLOT),--plot $(PLOT))
 
 tensorboard: venv ## Serve the TensorBoard reviews of every run under RUNS_DIR (default runs/)
 	$(BIN)/tensorboard --logdir $(or $(RUNS_DIR),runs)
 
 # `make bench` trains MODEL (vgg6 by default, like `make train`) at BATCH (default 64) in float32.
 # The benchmarks live outside the package, in benchmarks/ (see BENCHMARKS.md).
-bench: venv ## Benchmark the tf.data pipeline (TRACKS=1000, ~4 GB corpus), then training: MODEL BATCH
+bench: venv ## Benchmark the tf.data pipeline (TRACKS=1000, ~4 GB corpus), then training: MODEL BATCH, then tagging one audio file
 	$(BIN)/python -m benchmarks pipeline $(if $(TRACKS),--tracks $(TRACKS))
 	$(BIN)/python -m benchmarks train --model $(MODEL) $(if $(BATCH),--batch-size $(BATCH)) $(if $(TRACKS),--tracks $(TRACKS))
+	$(BIN)/python -m benchmarks predict --model $(MODEL)
 
 test: venv ## Run the whole test suite
 	$(BIN)/python -m pytest

@@ -1,4 +1,4 @@
-"""`python -m benchmarks pipeline|train`: run a benchmark and print its figures."""
+"""`python -m benchmarks pipeline|train|predict`: run a benchmark and print its figures."""
 
 from __future__ import annotations
 
@@ -124,7 +124,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--json", action="store_true", help="print the figures as JSON")
     train.set_defaults(func=run_bench_train)
+
+    predict = benchmarks.add_parser(
+        "predict",
+        help="seconds to tag one 4-minute audio file by stage, and .npy tracks/s",
+        description="Tag one synthetic 4-minute audio file end to end (decode, melspec, "
+        "20-crop model; seconds per stage) and a folder of 4-minute .npy melspecs "
+        "(tracks/s), with an untrained model in a throw-away run directory.",
+    )
+    predict.add_argument(
+        "--model", default="vgg6", metavar="NAME", help="registered model (default vgg6)"
+    )
+    predict.add_argument(
+        "--tracks", type=int, default=20, metavar="N", help=".npy tracks in the folder (20)"
+    )
+    predict.add_argument(
+        "--repeats", type=int, default=3, metavar="N", help="timed runs per stage, median (3)"
+    )
+    predict.add_argument(
+        "--cache-dir",
+        metavar="D",
+        help="where the synthetic audio file is kept (default: .cache/bench)",
+    )
+    predict.add_argument("--json", action="store_true", help="print the figures as JSON")
+    predict.set_defaults(func=run_bench_predict)
     return parser
+
+
+def run_bench_predict(args: argparse.Namespace) -> int:
+    from benchmarks.predict import format_report, run_predict_benchmark
+
+    result = run_predict_benchmark(args.model, args.tracks, args.repeats, args.cache_dir)
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
 
 
 def run_bench_pipeline(args: argparse.Namespace) -> int:

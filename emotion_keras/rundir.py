@@ -14,6 +14,7 @@ A run directory holds everything needed to understand and reproduce a run:
                            the test evaluation (`emotion-keras evaluate`; metrics.json last)
     RUN/val_predictions.npy
                            the validation predictions the thresholds were chosen on
+    RUN/per_tag.png        its per-tag AUCs as a picture (when matplotlib is installed)
     RUN/export/            the default export folder
 
 An ensemble directory (`emotion-keras ensemble`) has no config.json; it holds `ensemble.json`
@@ -128,6 +129,11 @@ class RunDir:
     @property
     def per_tag_file(self) -> Path:
         return self.path / "per_tag.csv"
+
+    @property
+    def per_tag_plot(self) -> Path:
+        """Per-tag test ROC/PR-AUC as a picture (written by evaluate when matplotlib is there)."""
+        return self.path / "per_tag.png"
 
     @property
     def default_export(self) -> Path:

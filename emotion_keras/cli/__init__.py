@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import sys
+import warnings
 
 from emotion_keras import __version__
 from emotion_keras.errors import EmotionKerasError
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Mood and theme recognition of music from mel-spectrograms (MTG-Jamendo).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
@@ -72,10 +74,39 @@ def _print_log_lines() -> logging.Handler:
     return handler
 
 
+VERBOSE_HELP = (
+    "show TensorFlow's own start-up and warning lines (hidden by default; also accepted "
+    "after the command)"
+)
+
+
+def quiet_tensorflow() -> None:
+    """Hides TensorFlow's, absl's and oneDNN's start-up lines and library warnings.
+
+    Must run before TensorFlow is imported: the C++ side reads its environment once. Values a
+    user already set win (`setdefault`). `TF_ENABLE_ONEDNN_OPTS=0` is what silences the oneDNN
+    banner, which ignores `TF_CPP_MIN_LOG_LEVEL`; it turns off oneDNN's custom CPU kernels, which
+    differ from the default ones by float round-off only.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    try:
+        from absl import logging as absl_logging  # TensorFlow's dependency; cheap to import
+    except ImportError:
+        pass
+    else:
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    for module in ("tensorflow", "keras", "absl", "tf2onnx", "onnx", "google.protobuf"):
+        warnings.filterwarnings("ignore", module=rf"{re.escape(module)}(\.|$)")
+
+
 def main(argv: list[str] | None = None) -> int:
-    # TensorFlow's C++ start-up chatter is noise for a command-line user; a user who wants it
-    # sets TF_CPP_MIN_LOG_LEVEL themselves.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # Before parsing: `--help` of a command must be quiet too, and TensorFlow must not be
+    # imported yet when the environment is set.
+    if "--verbose" not in argv:
+        quiet_tensorflow()
     args = build_parser().parse_args(argv)
     handler = _print_log_lines()
     try:
@@ -101,4 +132,8 @@ def add_command(
     command's own spelling where it is not `--the-name` (a positional `RUN_DIR`, `--out`)."""
     parser = subparsers.add_parser(name, **parser_options)
     parser.set_defaults(func=func, flags=flags or {})
+    # Also after the command; SUPPRESS keeps the top-level value when it is not given here.
+    parser.add_argument(
+        "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+    )
     return parser

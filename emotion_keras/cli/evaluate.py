@@ -18,7 +18,7 @@ def register(subparsers) -> None:
         description="Predict the test split with the run's best checkpoint, choose per-tag "
         "thresholds on the validation split, and write predictions.npy, "
         "decisions.npy, thresholds.npy, metrics.json and per_tag.csv into the run "
-        "directory.",
+        "directory, and per_tag.png (per-tag AUCs, sorted) when matplotlib is installed.",
     )
     parser.add_argument(
         "run_dir", metavar="RUN_DIR", help="a run directory written by `emotion-keras train`"

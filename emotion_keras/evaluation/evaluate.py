@@ -96,9 +96,22 @@ def evaluate_run(
     out = run.run_dir
     if (split, subset) != (config.split, "test"):
         out = out.evaluation_dir(split, subset)
-    return write_evaluation(
+    metrics = write_evaluation(
         out, test_set.labels, test_predictions, val_set.labels, val_predictions, run.tags
     )
+    write_per_tag_plot(out, f"{config.model}, split {split} {subset}")
+    return metrics
+
+
+def write_per_tag_plot(run_dir: str | Path | RunDir, title: str = "") -> Path | None:
+    """`per_tag.png` from `per_tag.csv` when matplotlib is installed (the `plot` extra)."""
+    from emotion_keras import plots
+
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    if not plots.has_matplotlib():
+        log.info("No per-tag figure: %s (the plot extra) is not installed.", "matplotlib")
+        return None
+    return plots.write_per_tag_aucs(run.per_tag_plot, read_per_tag(run), title)
 
 
 def write_evaluation(

@@ -6,9 +6,11 @@ member crop-averages the track with its own crop length and crop count (the func
 export serves, `crop_average_fn`), and the graph returns the mean of the members' probabilities:
 exactly what `emotion-keras ensemble` averaged from the members' evaluations.
 
-    OUT/saved_model/    tf.saved_model.load(...).serve(melspec) -> {"probabilities", "tags"}
+    OUT/saved_model/    tf.saved_model.load(...).serve(melspec)
+                          -> {"probabilities", "tags"[, "decisions"]}
     OUT/tags.txt        one tag per line, in output order
-    OUT/export.json     bands, each member's source, crop length and crop count, versions
+    OUT/export.json     tags, the ensemble's thresholds (chosen on the averaged validation
+                        predictions), bands, each member's source, crop length and crop count
 
 The folder is written under a temporary name and renamed when complete; like a single export it
 replaces only an earlier export, and never a member, the ensemble folder or a folder above them.
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import numpy as np
 
 from emotion_keras.data.dataset import MTG_JAMENDO
 from emotion_keras.errors import ModelError
@@ -30,10 +34,11 @@ from emotion_keras.serving.export import (
     SERVE_ENDPOINT,
     check_export_target,
     crop_average_fn,
+    read_thresholds,
 )
 
 
-def ensemble_average_fn(member_fns, *, n_bands: int, tags):
+def ensemble_average_fn(member_fns, *, n_bands: int, tags, thresholds=None):
     """A `tf.function` from one `[n_bands, frames]` melspec to the mean of the members' outputs.
 
     Args:
@@ -41,15 +46,24 @@ def ensemble_average_fn(member_fns, *, n_bands: int, tags):
             (`crop_average_fn`).
         n_bands: the input's bands.
         tags: tag names, returned as the `tags` output.
+        thresholds: the ensemble's per-tag thresholds; when given, a `decisions` output (bool,
+            probabilities >= thresholds) is added, as a single run's export has.
     """
     import tensorflow as tf
 
     tag_names = tf.constant(list(tags))
+    cutoffs = None if thresholds is None else np.asarray(thresholds, np.float32)
 
     @tf.function(input_signature=[tf.TensorSpec([n_bands, None], tf.float32, name="melspec")])
     def serve(melspec):
         probabilities = [fn(melspec)["probabilities"] for fn in member_fns]
-        return {"probabilities": tf.reduce_mean(tf.stack(probabilities), axis=0), "tags": tag_names}
+        outputs = {
+            "probabilities": tf.reduce_mean(tf.stack(probabilities), axis=0),
+            "tags": tag_names,
+        }
+        if cutoffs is not None:
+            outputs["decisions"] = tf.greater_equal(outputs["probabilities"], tf.constant(cutoffs))
+        return outputs
 
     return serve
 
@@ -72,6 +86,8 @@ def export_ensemble(
     import keras
     import tensorflow as tf
 
+    from emotion_keras.models.augment import without_spec_augment
+
     description = read_ensemble(ensemble_dir)
     folder = RunDir(ensemble_dir)
     out_dir = Path(out_dir) if out_dir else folder.default_export
@@ -87,12 +103,14 @@ def export_ensemble(
                 arguments=("run_dir",),
             )
     n_bands = int(description["n_bands"])
+    # Training-only layers (SpecAugment) are left out, as in single-model exports.
+    models = [without_spec_augment(run.model) for run in runs]
     member_fns, members = [], []
-    for run in runs:
+    for run, model in zip(runs, models):
         crops = n_crops or run.config.test_crops
         member_fns.append(
             crop_average_fn(
-                run.model,
+                model,
                 n_bands=n_bands,
                 crop_frames=run.config.crop_frames,
                 n_crops=crops,
@@ -109,13 +127,18 @@ def export_ensemble(
             }
         )
     tags = runs[0].tags
+    thresholds = read_thresholds(folder, len(tags))
+    outputs = {"probabilities": f"float32 [{len(tags)}]", "tags": "string"}
+    if thresholds is not None:
+        outputs["decisions"] = f"bool [{len(tags)}], probabilities >= thresholds"
     log.info("Exporting the ensemble of %d runs %s to %s ...", len(runs), folder, out_dir)
     with atomic_directory(out_dir) as tmp:
         archive = keras.export.ExportArchive()
-        for run in runs:
-            archive.track(run.model)
+        for model in models:
+            archive.track(model)
         archive.add_endpoint(
-            SERVE_ENDPOINT, ensemble_average_fn(member_fns, n_bands=n_bands, tags=tags)
+            SERVE_ENDPOINT,
+            ensemble_average_fn(member_fns, n_bands=n_bands, tags=tags, thresholds=thresholds),
         )
         archive.write_out(str(tmp / "saved_model"), verbose=False)
         (tmp / "tags.txt").write_text("\n".join(tags) + "\n", encoding="utf-8")
@@ -124,7 +147,9 @@ def export_ensemble(
                 {
                     "endpoint": SERVE_ENDPOINT,
                     "input": f"float32 [{n_bands}, frames], unbatched",
-                    "outputs": {"probabilities": f"float32 [{len(tags)}]", "tags": "string"},
+                    "outputs": outputs,
+                    "tags": list(tags),
+                    "thresholds": None if thresholds is None else [float(t) for t in thresholds],
                     "n_bands": n_bands,
                     "pad_value": MTG_JAMENDO.pad_value,
                     "ensemble": str(folder.path.resolve()),

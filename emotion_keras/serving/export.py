@@ -4,13 +4,19 @@ The export's serving endpoint takes one full-length mel-spectrogram (float32 `[9
 number of frames >= 1, unbatched: tracks differ in length) and returns the tag probabilities
 averaged over regular crops, computed in-graph exactly as `emotion-keras evaluate` computes them:
 crop i of K starts at `i * (frames - T) // (K - 1)`, and a track shorter than T frames is first
-padded as the training pipeline pads it (`emotion_keras.data.pipeline`). The tag names travel with
-it, both as a second output and as `tags.txt`; the native `.keras` model is written beside it.
+padded as the training pipeline pads it (`emotion_keras.data.pipeline`). When the run was
+evaluated, the per-tag thresholds chosen on validation travel with it and the endpoint also
+returns the decisions (`probabilities >= thresholds`). The tag names travel with it, as an output,
+in `export.json` and as `tags.txt`; the native `.keras` model is written beside it.
 
-    OUT/saved_model/    tf.saved_model.load(...).serve(melspec) -> {"probabilities", "tags"}
+    OUT/saved_model/    tf.saved_model.load(...).serve(melspec)
+                          -> {"probabilities", "tags"[, "decisions"]}
+                        .windows(windows [n, 96, T]) -> {"probabilities" [n, 56]}, one per window
     OUT/model.keras     the same network for Keras users
     OUT/tags.txt        one tag per line, in output order
-    OUT/export.json     crop length, crop count, bands, source run, versions
+    OUT/export.json     tags, thresholds (or null), crop length and count, source run, versions
+    OUT/MODEL_CARD.md   what the model is, how it was trained and scored, and its limits
+    OUT/model.tflite, OUT/model.onnx   with `formats` (`emotion_keras.serving.formats`)
 
 The folder is built under a temporary name and renamed when complete, so an interrupted export
 never leaves a directory that looks complete.
@@ -21,6 +27,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from emotion_keras.data.dataset import MTG_JAMENDO
 from emotion_keras.errors import ConfigError
 from emotion_keras.fileio import atomic_directory
@@ -28,8 +36,13 @@ from emotion_keras.progress import log
 from emotion_keras.rundir import RunDir, load_run
 
 SERVE_ENDPOINT = "serve"
+#: The endpoint that scores fixed-length windows one by one (timelines and taggrams).
+WINDOWS_ENDPOINT = "windows"
+#: Export formats; the SavedModel is always written (the others are converted from it).
+FORMATS = ("savedmodel", "tflite", "onnx")
 #: The file that marks a folder as an export of ours (and that `overwrite` may replace).
 EXPORT_MARKER = "export.json"
+MODEL_CARD = "MODEL_CARD.md"
 
 
 def check_export_target(out_dir: str | Path, run_dir: str | Path, overwrite: bool = False) -> None:
@@ -70,19 +83,32 @@ def check_export_target(out_dir: str | Path, run_dir: str | Path, overwrite: boo
         refuse("holds an earlier export; give overwrite to replace it, or a new folder")
 
 
-def crop_average_fn(model, *, n_bands: int, crop_frames: int, n_crops: int, tags, pad_value: float):
+def crop_average_fn(
+    model,
+    *,
+    n_bands: int,
+    crop_frames: int,
+    n_crops: int,
+    tags,
+    pad_value: float,
+    thresholds=None,
+    with_tags: bool = True,
+):
     """A `tf.function` from one `[n_bands, frames]` melspec to crop-averaged probabilities.
 
     Args:
         model: a Keras model taking `[batch, n_bands, crop_frames, 1]`.
         n_bands, crop_frames, n_crops: the crop geometry (T and K).
-        tags: tag names, returned as the `tags` output.
+        tags: tag names, returned as the `tags` output (unless not `with_tags`: ONNX).
         pad_value: what a track shorter than `crop_frames` is padded with at its end (the
             pipeline's rule, so the export agrees with evaluation).
+        thresholds: per-tag thresholds; when given, a `decisions` output (bool) is added.
     """
     import tensorflow as tf
 
-    tag_names = tf.constant(list(tags))
+    # Constants are made inside the function: captured tensors would become inputs in ONNX.
+    tag_names = list(tags)
+    cutoffs = None if thresholds is None else np.asarray(thresholds, np.float32)
 
     @tf.function(input_signature=[tf.TensorSpec([n_bands, None], tf.float32, name="melspec")])
     def serve(melspec):
@@ -98,9 +124,42 @@ def crop_average_fn(model, *, n_bands: int, crop_frames: int, n_crops: int, tags
         index = starts[:, None] + tf.range(crop_frames)[None, :]  # [K, T]
         crops = tf.transpose(tf.gather(padded, index, axis=1), [1, 0, 2])  # [K, bands, T]
         probabilities = tf.cast(model(crops[..., None], training=False), tf.float32)
-        return {"probabilities": tf.reduce_mean(probabilities, axis=0), "tags": tag_names}
+        outputs = {"probabilities": tf.reduce_mean(probabilities, axis=0)}
+        if with_tags:
+            outputs["tags"] = tf.constant(tag_names)
+        if cutoffs is not None:
+            outputs["decisions"] = tf.greater_equal(outputs["probabilities"], tf.constant(cutoffs))
+        return outputs
 
     return serve
+
+
+def windows_fn(model, *, n_bands: int, crop_frames: int):
+    """A `tf.function` from windows `[n, n_bands, crop_frames]` to probabilities `[n, tags]`."""
+    import tensorflow as tf
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([None, n_bands, crop_frames], tf.float32, name="windows")]
+    )
+    def windows(batch):
+        return {"probabilities": tf.cast(model(batch[..., None], training=False), tf.float32)}
+
+    return windows
+
+
+def read_thresholds(run_dir: str | Path | RunDir, n_tags: int) -> np.ndarray | None:
+    """The per-tag thresholds `evaluate` chose on validation, or None before evaluation."""
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    if not run.thresholds_file.is_file():
+        return None
+    thresholds = np.load(run.thresholds_file, allow_pickle=False)
+    if thresholds.shape != (n_tags,):
+        raise ConfigError(
+            f"{run.thresholds_file}: shape {thresholds.shape}, expected ({n_tags},); evaluate "
+            f"the run again",
+            arguments=("run_dir",),
+        )
+    return thresholds
 
 
 def export_model(
@@ -113,8 +172,12 @@ def export_model(
     n_crops: int,
     pad_value: float,
     source: str = "",
+    thresholds=None,
+    model_card: str = "",
+    formats=("savedmodel",),
 ) -> Path:
-    """Writes the SavedModel, the `.keras` model and the tag list to `out_dir` atomically.
+    """Writes the SavedModel, the `.keras` model, the tag list, `export.json`, the model card
+    and any other `formats` (`tflite`, `onnx`) to `out_dir` atomically.
 
     Training-only layers (SpecAugment, an identity outside training) are left out, so the
     export holds built-in Keras layers only.
@@ -123,32 +186,47 @@ def export_model(
     import tensorflow as tf
 
     from emotion_keras.models.augment import without_spec_augment
+    from emotion_keras.serving import formats as converters
 
     model = without_spec_augment(model)
     out_dir = Path(out_dir)
+    geometry = dict(n_bands=n_bands, crop_frames=crop_frames, n_crops=n_crops, pad_value=pad_value)
+    outputs = {"probabilities": f"float32 [{len(tags)}]", "tags": "string"}
+    if thresholds is not None:
+        outputs["decisions"] = f"bool [{len(tags)}], probabilities >= thresholds"
     with atomic_directory(out_dir) as tmp:
         archive = keras.export.ExportArchive()
         archive.track(model)
         archive.add_endpoint(
             SERVE_ENDPOINT,
-            crop_average_fn(
-                model,
-                n_bands=n_bands,
-                crop_frames=crop_frames,
-                n_crops=n_crops,
-                tags=tags,
-                pad_value=pad_value,
-            ),
+            crop_average_fn(model, tags=tags, thresholds=thresholds, **geometry),
+        )
+        archive.add_endpoint(
+            WINDOWS_ENDPOINT, windows_fn(model, n_bands=n_bands, crop_frames=crop_frames)
         )
         archive.write_out(str(tmp / "saved_model"), verbose=False)
         model.save(tmp / "model.keras")
         (tmp / "tags.txt").write_text("\n".join(tags) + "\n", encoding="utf-8")
+        written = converters.convert(
+            tmp,
+            formats,
+            lambda: crop_average_fn(
+                model, tags=tags, thresholds=thresholds, with_tags=False, **geometry
+            ),
+        )
+        written["model.keras"] = (tmp / "model.keras").stat().st_size
+        if model_card:
+            (tmp / MODEL_CARD).write_text(model_card, encoding="utf-8")
         (tmp / EXPORT_MARKER).write_text(
             json.dumps(
                 {
                     "endpoint": SERVE_ENDPOINT,
+                    "windows_endpoint": WINDOWS_ENDPOINT,
                     "input": f"float32 [{n_bands}, frames], unbatched",
-                    "outputs": {"probabilities": f"float32 [{len(tags)}]", "tags": "string"},
+                    "outputs": outputs,
+                    "tags": list(tags),
+                    "thresholds": None if thresholds is None else [float(t) for t in thresholds],
+                    "files": written,
                     "n_bands": n_bands,
                     "crop_frames": crop_frames,
                     "n_crops": n_crops,
@@ -169,15 +247,31 @@ def export_run(
     out_dir: str | Path | None = None,
     n_crops: int | None = None,
     overwrite: bool = False,
+    formats=("savedmodel",),
 ) -> Path:
     """Exports the best checkpoint of a run (default: `RUN/export`), with the test crop count.
 
     An existing export folder is replaced only with `overwrite`; anything else already in
-    `out_dir` is refused (`check_export_target`).
+    `out_dir` is refused (`check_export_target`). The thresholds of an evaluated run go with
+    it (decisions in the export); an unevaluated run exports probabilities only, with a log line
+    that says so.
     """
+    from emotion_keras.serving import formats as converters
+    from emotion_keras.serving.model_card import model_card
+
+    converters.check_formats(formats)
     out_dir = Path(out_dir) if out_dir else RunDir(run_dir).default_export
     check_export_target(out_dir, run_dir, overwrite)
     run = load_run(run_dir)
+    thresholds = read_thresholds(run.run_dir, len(run.tags))
+    if thresholds is None:
+        log.warning(
+            "Note: %s is not evaluated, so the export has no thresholds and gives probabilities "
+            "only, no decisions; run `emotion-keras evaluate %s` and export again for them.",
+            run.run_dir,
+            run.run_dir,
+        )
+    n_crops = n_crops or run.config.test_crops
     log.info("Exporting %s to %s ...", run.checkpoint, out_dir)
     return export_model(
         run.model,
@@ -185,7 +279,10 @@ def export_run(
         tags=run.tags,
         n_bands=run.config.n_bands,
         crop_frames=run.config.crop_frames,
-        n_crops=n_crops or run.config.test_crops,
+        n_crops=n_crops,
         pad_value=MTG_JAMENDO.pad_value,
         source=str(run.checkpoint),
+        thresholds=thresholds,
+        model_card=model_card(run, thresholds, n_crops),
+        formats=formats,
     )

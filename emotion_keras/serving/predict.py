@@ -1,7 +1,8 @@
 """Tags for a user's own files: audio or `.npy` mel-spectrograms, through a run or an export.
 
 A model source is either a run directory (its best checkpoint; thresholds from `evaluate` when
-present) or an export folder (`emotion-keras export`; loaded with TensorFlow alone). Both go
+present) or an export folder (`emotion-keras export`; loaded with TensorFlow alone; thresholds
+from its `export.json` when the run was evaluated before export). Both go
 through the same crop-averaging function the export serves (`emotion_keras.serving.export`), so a
 run and its export give the same probabilities. Audio is turned into the dataset's own features
 first (`emotion_keras.data.audio`); `.npy` files are validated as the training data is
@@ -24,7 +25,7 @@ from emotion_keras.data.dataset import MTG_JAMENDO
 from emotion_keras.errors import DataFileError, EmotionKerasError, ModelError
 from emotion_keras.progress import Progress, no_progress
 from emotion_keras.rundir import RunDir
-from emotion_keras.serving.export import EXPORT_MARKER
+from emotion_keras.serving.export import EXPORT_MARKER, WINDOWS_ENDPOINT
 
 SUFFIXES = (".npy",) + AUDIO_SUFFIXES
 
@@ -40,11 +41,32 @@ class Predictor:
     source: str
     #: What `serve` belongs to (a loaded SavedModel): its variables live as long as it does.
     owner: object = None
+    #: Scores windows `[n, n_bands, crop_frames]` one by one (`export.windows_fn`); None for an
+    #: export written before it had that endpoint.
+    windows: Callable | None = None
+    crop_frames: int = 0
 
     def __call__(self, melspec: np.ndarray) -> np.ndarray:
+        return self.outputs(melspec)["probabilities"]
+
+    def outputs(self, melspec: np.ndarray) -> dict[str, np.ndarray]:
+        """`probabilities` (float32 `[tags]`) and, with thresholds, `decisions` (bool)."""
         import tensorflow as tf
 
-        return np.asarray(self.serve(tf.constant(melspec, tf.float32))["probabilities"])
+        served = self.serve(tf.constant(melspec, tf.float32))
+        return {k: np.asarray(served[k]) for k in ("probabilities", "decisions") if k in served}
+
+    def score_windows(self, windows: np.ndarray) -> np.ndarray:
+        """Probabilities `[n, tags]` of windows `[n, n_bands, crop_frames]`."""
+        import tensorflow as tf
+
+        if self.windows is None:
+            raise ModelError(
+                f"{self.source}: this export has no windows endpoint (an ensemble, or written "
+                f"by an older version); use a run or a single run's new export for timelines "
+                f"and plots"
+            )
+        return np.asarray(self.windows(tf.constant(windows, tf.float32))["probabilities"])
 
 
 def load_predictor(path: str | Path) -> Predictor:
@@ -55,15 +77,11 @@ def load_predictor(path: str | Path) -> Predictor:
     run_dir = RunDir(path)
     if run_dir.is_run():
         from emotion_keras.rundir import load_run
-        from emotion_keras.serving.export import crop_average_fn
+        from emotion_keras.serving.export import crop_average_fn, read_thresholds, windows_fn
 
         run = load_run(run_dir)
         config = run.config
-        thresholds = (
-            np.load(run_dir.thresholds_file, allow_pickle=False)
-            if run_dir.thresholds_file.is_file()
-            else None
-        )
+        thresholds = read_thresholds(run_dir, len(run.tags))
         serve = crop_average_fn(
             run.model,
             n_bands=config.n_bands,
@@ -71,8 +89,18 @@ def load_predictor(path: str | Path) -> Predictor:
             n_crops=config.test_crops,
             tags=run.tags,
             pad_value=MTG_JAMENDO.pad_value,
+            thresholds=thresholds,
         )
-        return Predictor(run.tags, config.n_bands, thresholds, serve, str(run.checkpoint))
+        windows = windows_fn(run.model, n_bands=config.n_bands, crop_frames=config.crop_frames)
+        return Predictor(
+            run.tags,
+            config.n_bands,
+            thresholds,
+            serve,
+            str(run.checkpoint),
+            windows=windows,
+            crop_frames=config.crop_frames,
+        )
     raise ModelError(
         f"{path}: neither a run directory (config.json) nor an export ({EXPORT_MARKER})"
     )
@@ -87,6 +115,9 @@ def _load_export(path: Path) -> Predictor:
     try:
         info = json.loads((path / EXPORT_MARKER).read_text(encoding="utf-8"))
         n_bands = int(info["n_bands"])
+        crop_frames = int(info.get("crop_frames", 0))  # an ensemble's members have their own
+        thresholds = info.get("thresholds")
+        thresholds = None if thresholds is None else np.asarray(thresholds, np.float64)
     except (ValueError, KeyError, TypeError) as error:
         raise ModelError(
             f"{path / EXPORT_MARKER}: not an export description ({type(error).__name__}: {error})"
@@ -99,7 +130,21 @@ def _load_export(path: Path) -> Predictor:
             f"{path / 'saved_model'}: not a loadable SavedModel ({type(error).__name__}: {detail})"
         ) from None
     tags = tuple((path / "tags.txt").read_text(encoding="utf-8").split())
-    return Predictor(tags, n_bands, None, served.serve, str(path), owner=served)
+    if thresholds is not None and thresholds.shape != (len(tags),):
+        raise ModelError(
+            f"{path / EXPORT_MARKER}: {thresholds.size} thresholds for {len(tags)} tags; "
+            f"export the run again"
+        )
+    return Predictor(
+        tags,
+        n_bands,
+        thresholds,
+        served.serve,
+        str(path),
+        owner=served,
+        windows=getattr(served, WINDOWS_ENDPOINT, None),
+        crop_frames=crop_frames,
+    )
 
 
 def expand_inputs(inputs) -> list[Path]:
@@ -130,34 +175,39 @@ def melspec_of(path: Path, n_bands: int) -> np.ndarray:
 
 
 def predict_files(
-    predictor: Predictor, files, top_k: int = 5, progress: Progress | None = None
+    predictor: Predictor,
+    files,
+    top_k: int = 5,
+    progress: Progress | None = None,
+    each: Callable[[Path, np.ndarray, dict], None] | None = None,
 ) -> tuple[list[dict], list[str]]:
     """Predicts every file; returns (one record per good file, one error line per bad file).
 
-    `progress` is told before each file, with the file as its note.
+    `progress` is told before each file, with the file as its note. `each(path, melspec,
+    record)` is called for every good file (timelines and plots, without decoding it again).
     """
     records, errors = [], []
     progress = progress or no_progress
     for i, path in enumerate(files):
         progress(i, len(files), str(path))
         try:
-            probabilities = predictor(melspec_of(Path(path), predictor.n_bands))
+            melspec = melspec_of(Path(path), predictor.n_bands)
+            outputs = predictor.outputs(melspec)
         except EmotionKerasError as error:
             errors.append(str(error))
             continue
+        probabilities = outputs["probabilities"]
         order = np.argsort(-probabilities, kind="stable")[:top_k]
         record = {
             "file": str(path),
             "top_tags": [predictor.tags[j] for j in order],
             "probabilities": dict(zip(predictor.tags, map(float, probabilities))),
         }
-        if predictor.thresholds is not None:
-            record["decisions"] = [
-                t
-                for t, p, th in zip(predictor.tags, probabilities, predictor.thresholds)
-                if p >= th
-            ]
+        if "decisions" in outputs:  # probabilities >= the thresholds, in the graph
+            record["decisions"] = [t for t, d in zip(predictor.tags, outputs["decisions"]) if d]
         records.append(record)
+        if each is not None:
+            each(Path(path), melspec, record)
     progress(len(files), len(files), "")
     return records, errors
 

@@ -117,3 +117,23 @@ def test_ensemble_export_never_replaces_a_member(evaluated_demo_runs, demo_ensem
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and f"--out {member}: is a run directory" in err
     assert sorted(p.name for p in member.iterdir()) == before
+
+
+@pytest.mark.slow
+def test_exported_ensemble_serves_decisions_at_the_ensembles_thresholds(
+    demo_ensemble, full_length_tracks, tmp_path
+):
+    from emotion_keras import Tagger
+
+    out = tmp_path / "export"
+    assert main(["export", str(demo_ensemble), "--out", str(out)]) == 0
+    info = json.loads((out / "export.json").read_text())
+    thresholds = np.load(demo_ensemble / "thresholds.npy")
+    np.testing.assert_array_equal(info["thresholds"], thresholds)
+    assert info["tags"] == list(metadata.MOODTHEME_TAGS)
+    table = Tagger.load(out).tag(full_length_tracks[:3])
+    decisions = table.decisions().to_numpy()
+    np.testing.assert_array_equal(decisions, table.to_numpy() >= thresholds.astype(np.float32))
+    predictor = Tagger.load(out).predictor
+    for track, row in zip(full_length_tracks[:3], decisions):
+        np.testing.assert_array_equal(predictor.outputs(track)["decisions"], row)

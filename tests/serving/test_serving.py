@@ -66,6 +66,7 @@ def test_export_serves_the_same_probabilities_as_evaluate_without_this_package(
     out = tmp_path / "export"
     assert main(["export", str(trained_run), "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
+        "MODEL_CARD.md",
         "export.json",
         "model.keras",
         "saved_model",
@@ -99,15 +100,21 @@ def test_export_serves_the_same_probabilities_as_evaluate_without_this_package(
 
 @pytest.mark.slow
 def test_interrupted_export_leaves_nothing_that_looks_complete(trained_run, tmp_path, monkeypatch):
-    from emotion_keras.serving import export
+    from emotion_keras.serving import export, formats
 
-    def crash(*args, **kwargs):
+    convert = formats.convert
+    written = []
+
+    def convert_then_crash(*args, **kwargs):
+        written.append(convert(*args, **kwargs))
         raise KeyboardInterrupt
 
-    # The last step of an export (export.json, after the SavedModel and the .keras model).
-    monkeypatch.setattr(export.json, "dumps", crash)
+    # Late in an export: after the SavedModel, the .keras model, the tags and the conversions,
+    # before the model card and export.json.
+    monkeypatch.setattr(formats, "convert", convert_then_crash)
     with pytest.raises(KeyboardInterrupt):
         export.export_run(trained_run, tmp_path / "export")
+    assert "saved_model" in written[0]  # it did get that far
     assert list(tmp_path.iterdir()) == []
 
 
@@ -163,6 +170,7 @@ def test_predict_reports_bad_files_and_completes_the_others(trained_run, tmp_pat
 
 @pytest.mark.slow
 def test_predict_csv_from_an_export(trained_run, tmp_path, capsys):
+    assert main(["evaluate", str(trained_run)]) == 0  # thresholds travel with the export
     out = tmp_path / "export"
     assert main(["export", str(trained_run), "--out", str(out)]) == 0
     config = Config.from_json(trained_run / "config.json")
@@ -172,8 +180,8 @@ def test_predict_csv_from_an_export(trained_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["predict", str(out), str(track)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split(",")[:3] == ["file", "top_tags", "mood/theme---action"]
-    assert len(lines) == 2 and len(lines[1].split(",")) == 2 + 56
+    assert lines[0].split(",")[:4] == ["file", "top_tags", "decisions", "mood/theme---action"]
+    assert len(lines) == 2 and len(lines[1].split(",")) == 3 + 56
 
 
 def test_export_never_replaces_a_run_or_a_folder_that_is_not_an_earlier_export(tmp_path, capsys):
