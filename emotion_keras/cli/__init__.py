@@ -10,11 +10,15 @@ command's flags. A user mistake prints one line and exits with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import importlib.abc
+import importlib.machinery
 import logging
 import os
 import re
 import sys
+import tempfile
 import warnings
 
 from emotion_keras import __version__
@@ -84,12 +88,18 @@ def quiet_tensorflow() -> None:
     """Hides TensorFlow's, absl's and oneDNN's start-up lines and library warnings.
 
     Must run before TensorFlow is imported: the C++ side reads its environment once. Values a
-    user already set win (`setdefault`). `TF_ENABLE_ONEDNN_OPTS=0` is what silences the oneDNN
-    banner, which ignores `TF_CPP_MIN_LOG_LEVEL`; it turns off oneDNN's custom CPU kernels, which
-    differ from the default ones by float round-off only.
+    user already set win (`setdefault`). The oneDNN banner and the CPU-feature line are written
+    while TensorFlow's libraries load, before `TF_CPP_MIN_LOG_LEVEL` applies, so TensorFlow's
+    first import runs with the stderr file descriptor sent to a temporary file
+    (`_QuietTensorFlowImport`), whose text is shown if that import fails. oneDNN's kernels stay
+    on (turning them off with `TF_ENABLE_ONEDNN_OPTS=0` would silence the banner too, but makes
+    training on a CPU 2-3 times slower).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    if "tensorflow" not in sys.modules and not any(
+        isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path
+    ):
+        sys.meta_path.insert(0, _QuietTensorFlowImport())
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     try:
         from absl import logging as absl_logging  # TensorFlow's dependency; cheap to import
@@ -99,6 +109,47 @@ def quiet_tensorflow() -> None:
         absl_logging.set_verbosity(absl_logging.ERROR)
     for module in ("tensorflow", "keras", "absl", "tf2onnx", "onnx", "google.protobuf"):
         warnings.filterwarnings("ignore", module=rf"{re.escape(module)}(\.|$)")
+
+
+@contextlib.contextmanager
+def _stderr_descriptor_to_file():
+    """Sends file descriptor 2 (C++ logging included) to a temporary file for the block; if the
+    block raises, the file's text is written to stderr before the exception goes on."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode("utf-8", "replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` as the normal path finder does, and loads it with stderr silenced
+    (see `quiet_tensorflow`); removes itself on first use."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def quiet_exec_module(module):
+            with _stderr_descriptor_to_file():
+                exec_module(module)
+
+        spec.loader.exec_module = quiet_exec_module
+        return spec
 
 
 def main(argv: list[str] | None = None) -> int:
