@@ -37,16 +37,16 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from emotion_keras.data.crops import CropReader, random_crop_start
+from emotion_keras.data.crops import CropReader, open_reader, random_crop_start
 from emotion_keras.data.melspec_files import N_BANDS, PAD_VALUE, scan_melspecs
 from emotion_keras.data.metadata import Subset
 from emotion_keras.errors import ConfigError, DataFileError
-from emotion_keras.progress import Progress
+from emotion_keras.progress import Progress, log
 
 #: Batches read ahead of the model, beyond those being read in parallel.
 PREFETCH_BATCHES = 2
 
-__all__ = ["PAD_VALUE", "CropReader", "data_errors", "eval_dataset", "predict_tracks",
+__all__ = ["PAD_VALUE", "CropCache", "CropReader", "data_errors", "eval_dataset", "predict_tracks",
            "random_crop_start", "regular_crop_starts", "train_dataset"]
 
 
@@ -76,11 +76,15 @@ def regular_crop_starts(n_frames, crop_frames: int, n_crops: int) -> np.ndarray:
 _ALIGNMENT = 64
 
 
-def _aligned_view(raw: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A float32 array of `shape` on the first `_ALIGNMENT`-byte boundary of byte buffer `raw`."""
-    n_bytes = int(np.prod(shape)) * 4
+_FLOAT32 = np.dtype(np.float32)
+
+
+def _aligned_view(raw: np.ndarray, shape: tuple[int, ...],
+                  dtype: np.dtype = _FLOAT32) -> np.ndarray:
+    """An array of `shape` and `dtype` on the first `_ALIGNMENT`-byte boundary of bytes `raw`."""
+    n_bytes = int(np.prod(shape)) * dtype.itemsize
     skip = -raw.ctypes.data % _ALIGNMENT
-    return raw[skip:skip + n_bytes].view(np.float32).reshape(shape)
+    return raw[skip:skip + n_bytes].view(dtype).reshape(shape)
 
 
 class _BatchBuffers:
@@ -102,17 +106,17 @@ class _BatchBuffers:
         self._slots: list[list] = []  # [byte buffer, weak reference to its current view]
         self._lock = threading.Lock()
 
-    def take(self, shape: tuple[int, ...]) -> np.ndarray:
-        n_bytes = int(np.prod(shape)) * 4 + _ALIGNMENT
+    def take(self, shape: tuple[int, ...], dtype: np.dtype = _FLOAT32) -> np.ndarray:
+        n_bytes = int(np.prod(shape)) * dtype.itemsize + _ALIGNMENT
         with self._lock:
             for slot in self._slots:
                 raw, last_view = slot
                 if raw.nbytes >= n_bytes and last_view() is None:
-                    view = _aligned_view(raw, shape)
+                    view = _aligned_view(raw, shape, dtype)
                     slot[1] = weakref.ref(view)
                     return view
             raw = np.empty(n_bytes, dtype=np.uint8)
-            view = _aligned_view(raw, shape)
+            view = _aligned_view(raw, shape, dtype)
             if len(self._slots) < self.capacity:
                 self._slots.append([raw, weakref.ref(view)])
             return view
@@ -171,6 +175,19 @@ def _track_frames(data_dir, subset: Subset, n_frames, n_bands: int) -> np.ndarra
     return n_frames
 
 
+def _model_input(crops: tf.Tensor, reader) -> tf.Tensor:
+    """A batch as the reader returns it -> float32 `[batch, n_bands, T, 1]`.
+
+    A packed corpus's batches are frames-major in the stored dtype (float16): TensorFlow's own
+    multi-threaded kernels transpose and cast them, outside Python and the GIL.
+    """
+    if reader.frames_major:
+        crops = tf.transpose(crops, [0, 2, 1])
+    if crops.dtype != tf.float32:
+        crops = tf.cast(crops, tf.float32)
+    return crops[..., None]
+
+
 def _read_batches(batches: tf.data.Dataset, reader: CropReader, read, batch_size: int | None,
                   extra=None) -> tf.data.Dataset:
     """Maps batches of (track, value) to crops `[batch, n_bands, T, 1]`, reading in parallel.
@@ -181,13 +198,13 @@ def _read_batches(batches: tf.data.Dataset, reader: CropReader, read, batch_size
     buffers = _BatchBuffers(capacity=(os.cpu_count() or 1) + PREFETCH_BATCHES + 2)
 
     def read_into_buffer(tracks, values):
-        return read(tracks, values, buffers.take(reader.batch_shape(len(tracks))))
+        return read(tracks, values, buffers.take(reader.batch_shape(len(tracks)), reader.dtype))
 
     def read_crops(tracks, values):
-        crops = tf.numpy_function(_reporting(read_into_buffer), [tracks, values], tf.float32,
-                                  stateful=False, name="read_crops")
+        crops = tf.numpy_function(_reporting(read_into_buffer), [tracks, values],
+                                  tf.as_dtype(reader.dtype), stateful=False, name="read_crops")
         # numpy_function outputs have unknown shapes; Keras and XLA want them static.
-        crops = tf.ensure_shape(crops, reader.batch_shape(batch_size))[..., None]
+        crops = _model_input(tf.ensure_shape(crops, reader.batch_shape(batch_size)), reader)
         return crops if extra is None else (crops, extra(tracks))
 
     # deterministic=True: parallel reads still come out in order, so a seed reproduces a run.
@@ -273,7 +290,7 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
     """
     _check_positive(crop_frames=crop_frames, batch_size=batch_size, n_bands=n_bands)
     n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
-    reader = CropReader(data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands)
+    reader = open_reader(data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands)
     labels = tf.constant(subset.labels, dtype=tf.float32)
 
     elements = epoch_order(len(subset), seed=seed, shuffle=shuffle, shard=shard,
@@ -290,9 +307,96 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
     return dataset
 
 
+class CropCache:
+    """The regular crops of an evaluation, kept in memory after its first pass.
+
+    Regular crops do not change between epochs, so every validation after the first can take
+    them from RAM instead of reading them again (10 crops of 3,802 validation tracks are most of
+    the validation set's 16 GB, read every epoch). The first pass fills the cache as it reads
+    (no extra pass); a later `eval_dataset` of the same crops serves them from it. Crops are
+    kept as the reader returns them: float16 from a float16 packed corpus (half the memory).
+
+    Args:
+        max_bytes: the most memory the crops may take; crops that do not fit are read from the
+            files every time (said once in the log).
+    """
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self._key = None
+        self._crops: np.ndarray | None = None
+        self._filled: np.ndarray | None = None
+        self._lock = threading.Lock()
+        self._too_large_logged = False
+
+    @property
+    def nbytes(self) -> int:
+        return 0 if self._crops is None else self._crops.nbytes
+
+    @property
+    def complete(self) -> bool:
+        return self._filled is not None and bool(self._filled.all())
+
+    def _prepare(self, key, n_batches: int, batch_shape: tuple[int, ...], dtype: np.dtype) -> bool:
+        """Whether these crops fit; (re)allocates the cache for them if they are new."""
+        n_bytes = n_batches * int(np.prod(batch_shape)) * dtype.itemsize
+        if n_bytes > self.max_bytes:
+            if not self._too_large_logged:
+                log.info("Evaluation crops (%.0f MB) exceed the crop cache (%.0f MB): read "
+                         "from the files every time", n_bytes / 2**20, self.max_bytes / 2**20)
+                self._too_large_logged = True
+            return False
+        if key != self._key:
+            self._crops = None  # let the old crops go first
+            raw = np.empty(n_bytes + _ALIGNMENT, dtype=np.uint8)
+            self._crops = _aligned_view(raw, (n_batches, *batch_shape), dtype)
+            self._filled = np.zeros(n_batches, dtype=bool)
+            self._key = key
+        return True
+
+    def _store(self, batch: int) -> np.ndarray:
+        return self._crops[batch]
+
+    def _stored(self, batch: int) -> np.ndarray:
+        with self._lock:
+            self._filled[batch] = True
+        return self._crops[batch]
+
+
+def _cached_batches(cache: CropCache, reader, tracks: np.ndarray, starts: np.ndarray,
+                    batch_size: int) -> tf.data.Dataset:
+    """Evaluation batches read into `cache` (first pass) or taken from it (later passes)."""
+    n_batches = len(tracks) // batch_size
+    shape = reader.batch_shape(batch_size)
+    dtype = tf.as_dtype(reader.dtype)
+    if cache.complete:
+        def take(batch):
+            crops = tf.numpy_function(lambda b: cache._crops[b], [batch], dtype, stateful=False,
+                                      name="cached_crops")
+            return _model_input(tf.ensure_shape(crops, shape), reader)
+
+        return tf.data.Dataset.range(n_batches).map(take).prefetch(PREFETCH_BATCHES)
+
+    def read_into_cache(batch, batch_tracks, batch_starts):
+        reader.read(batch_tracks, batch_starts, cache._store(batch))
+        return cache._stored(batch)
+
+    def read(batch, elements):
+        batch_tracks, batch_starts = elements
+        crops = tf.numpy_function(_reporting(read_into_cache), [batch, batch_tracks, batch_starts],
+                                  dtype, stateful=False, name="read_crops_into_cache")
+        return _model_input(tf.ensure_shape(crops, shape), reader)
+
+    batches = tf.data.Dataset.zip((tf.data.Dataset.range(n_batches),
+                                   tf.data.Dataset.from_tensor_slices((tracks, starts))
+                                   .batch(batch_size)))
+    return (batches.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(PREFETCH_BATCHES))
+
+
 def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops: int = 10,
-                 crop_frames: int = 1280, batch_size: int = 64,
-                 n_bands: int = N_BANDS) -> tf.data.Dataset:
+                 crop_frames: int = 1280, batch_size: int = 64, n_bands: int = N_BANDS,
+                 cache: CropCache | None = None) -> tf.data.Dataset:
     """K regular crops of every track, batched across tracks, every batch full.
 
     Crops come in track-major order (track 0's K crops, then track 1's, ...), so the first
@@ -303,6 +407,8 @@ def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops
     Args:
         data_dir, subset, n_frames, crop_frames, batch_size, n_bands: as `train_dataset`.
         n_crops: K crops per track (paper: 10 for validation, 20 for test).
+        cache: keep the crops in memory for the next `eval_dataset` of the same crops (when
+            they fit in it); None reads them from the files on every pass.
 
     Returns:
         A dataset of x float32 `[batch_size, n_bands, crop_frames, 1]` (no labels).
@@ -310,20 +416,27 @@ def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops
     _check_positive(n_crops=n_crops, crop_frames=crop_frames, batch_size=batch_size,
                     n_bands=n_bands)
     n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
-    reader = CropReader(data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands)
+    reader = open_reader(data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands)
     tracks = np.repeat(np.arange(len(subset), dtype=np.int64), n_crops)
     starts = regular_crop_starts(n_frames, crop_frames, n_crops).reshape(-1)
     fill = -len(tracks) % batch_size
     if fill:
         tracks = np.concatenate([tracks, np.full(fill, tracks[-1])])
         starts = np.concatenate([starts, np.full(fill, starts[-1])])
+    if cache is not None:
+        key = (str(data_dir), hash(tuple(subset.melspec_paths.tolist())), n_crops, crop_frames,
+               batch_size, n_bands)
+        if cache._prepare(key, len(tracks) // batch_size, reader.batch_shape(batch_size),
+                          reader.dtype):
+            return _cached_batches(cache, reader, tracks, starts, batch_size)
     batches = tf.data.Dataset.from_tensor_slices((tracks, starts)).batch(batch_size)
     return _read_batches(batches, reader, reader.read, batch_size)
 
 
 def predict_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *,
                    n_crops: int = 10, crop_frames: int = 1280, batch_size: int = 64,
-                   n_bands: int = N_BANDS, progress: Progress | None = None) -> np.ndarray:
+                   n_bands: int = N_BANDS, progress: Progress | None = None,
+                   cache: CropCache | None = None) -> np.ndarray:
     """Each track's prediction: the mean of the model's outputs over its K regular crops.
 
     Usable from a Keras callback during `fit` (it only calls `model.predict`).
@@ -331,7 +444,7 @@ def predict_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *
     Args:
         model: a Keras model taking `[batch, n_bands, crop_frames, 1]` and returning sigmoid
             probabilities `[batch, n_tags]`.
-        data_dir, subset, n_frames, n_crops, crop_frames, batch_size, n_bands: as
+        data_dir, subset, n_frames, n_crops, crop_frames, batch_size, n_bands, cache: as
             `eval_dataset`.
         progress: told after every batch (`done` and `total` count batches).
 
@@ -343,7 +456,7 @@ def predict_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *
     """
     n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
     dataset = eval_dataset(data_dir, subset, n_frames, n_crops=n_crops, crop_frames=crop_frames,
-                           batch_size=batch_size, n_bands=n_bands)
+                           batch_size=batch_size, n_bands=n_bands, cache=cache)
     n_tracks = len(subset)
     if n_tracks == 0:
         return np.zeros((0, subset.labels.shape[1]), dtype=np.float32)

@@ -302,6 +302,8 @@ def _validation_predictor(config: Config, data: _RunData, strategy, workers):
         n_bands=config.n_bands,
     )
     val_set, val_frames = data.val_set, data.val_frames
+    if config.val_cache_mb:  # the regular crops are the same every epoch: read them once
+        settings["cache"] = pipeline.CropCache(config.val_cache_mb * 2**20)
 
     def predict_validation(model):
         if workers.count == 1:  # model.predict splits batches over this machine's replicas
@@ -464,6 +466,10 @@ def _log_start(config: Config, run: RunDir, data: _RunData, workers, completed: 
         config.val_crops,
         run,
     )
+    if config.data_dir is not None:
+        from emotion_keras.data.packed import describe_source
+
+        log.info("Reading crops from the %s", describe_source(config.data_dir))
     if workers.distributed:
         log.info(
             "Distributed: %s; global batch %d, %d per replica; synchronised BatchNormalization%s",
