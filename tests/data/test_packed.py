@@ -263,3 +263,35 @@ def test_pack_command_prints_size_rate_and_verification(tmp_path, capsys):
     assert "9 tracks" in capsys.readouterr().out
     assert main(args + ["--subset", "split-0/dev"]) == 2
     assert "--subset 'split-0/dev'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_float16_packed_run_validates_as_the_float32_npy_run(tmp_path):
+    from emotion_keras import training
+    from emotion_keras.config import Config
+    from emotion_keras.data import demo
+
+    demo.write_demo_dataset(tmp_path / "demo", n_train=48, n_validation=24, n_test=2)
+    data_dir, meta_dir = demo.demo_paths(tmp_path / "demo")
+    corpus = tmp_path / "corpus.h5"
+    subsets = packed.pack_subsets(meta_dir, ["split-0/train", "split-0/validation"])
+    packed.pack_melspecs(data_dir, subsets, corpus, dtype="float16")
+
+    def validation_auc(source, name):
+        config = Config(
+            model="vgg6",
+            data_dir=str(source),
+            meta_dir=str(meta_dir),
+            epochs=2,
+            batch_size=8,
+            val_crops=2,
+            seed=3,
+        )
+        summary = training.train(config, tmp_path / name, verbose=0)
+        return summary["last_logs"]["val_roc_auc_macro"]
+
+    from_npy, from_packed = validation_auc(data_dir, "npy"), validation_auc(corpus, "packed")
+    print(
+        f"validation ROC-AUC-macro: float32 .npy {from_npy:.4f}, float16 packed {from_packed:.4f}"
+    )
+    assert abs(from_npy - from_packed) <= 0.005, (from_npy, from_packed)
