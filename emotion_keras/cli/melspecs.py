@@ -33,7 +33,7 @@ def register(subparsers) -> None:
         commands,
         "pack",
         run_pack,
-        flags={"source_dir": "SRC_DIR", "out": "--out", "subsets": "--subset"},
+        flags={"source_dir": "SRC_DIR", "data_dir": "SRC_DIR", "subsets": "--subset"},
         help="pack a corpus into one HDF5 file (float16: half the size; fastest to train from)",
         description="Write every track of the chosen subsets (default: every subset of every "
         "split in --meta-dir) into one HDF5 file, frames-major and contiguous, with an index "

@@ -583,6 +583,7 @@ class PackedCropReader:
         gathered = _scratch((len(tracks), self.crop_frames, self.n_bands), self.dtype)
         mapping = mmap.mmap(self._fd, self._length, access=mmap.ACCESS_READ)
         try:
+            self._read_ahead(mapping, tracks, starts, n_frames)
             data = np.ndarray((self.packed.total_frames, self.n_bands), dtype=self.dtype,
                               buffer=mapping, offset=self.packed.data_offset)
             np.take(data, rows, axis=0, out=gathered, mode="clip")  # one gather, without the GIL
@@ -597,6 +598,22 @@ class PackedCropReader:
         raw = np.dtype(f"u{self.dtype.itemsize}")
         np.copyto(out.view(raw), gathered.view(raw).transpose(0, 2, 1))
         return out
+
+    def _read_ahead(self, mapping: mmap.mmap, tracks, starts, n_frames) -> None:
+        """Asks the kernel for exactly the batch's bytes, all at once, before they are copied.
+
+        Without it a page fault in a cold file triggers the device's read-ahead (often MBs:
+        8 MB on this project's VM) for every crop, reading several times the crops' bytes;
+        with `MADV_RANDOM` alone each 4 KB page would be a separate synchronous read. Cheap
+        when the pages are cached (one system call per crop, no I/O).
+        """
+        mapping.madvise(mmap.MADV_RANDOM)
+        row = self.n_bands * self.dtype.itemsize
+        first = self.packed.data_offset + (self.offsets[tracks] + starts) * row
+        lengths = np.minimum(self.crop_frames, n_frames - starts) * row
+        aligned = first - first % mmap.PAGESIZE
+        for start, length in zip(aligned.tolist(), (lengths + first - aligned).tolist()):
+            mapping.madvise(mmap.MADV_WILLNEED, start, length)
 
     def read_random(self, tracks: np.ndarray, draws: np.ndarray,
                     out: np.ndarray | None = None) -> np.ndarray:

@@ -263,6 +263,9 @@ def test_pack_command_prints_size_rate_and_verification(tmp_path, capsys):
     assert "9 tracks" in capsys.readouterr().out
     assert main(args + ["--subset", "split-0/dev"]) == 2
     assert "--subset 'split-0/dev'" in capsys.readouterr().err
+    missing = ["melspecs", "pack", str(tmp_path / "nowhere"), "--meta-dir", str(meta_dir)]
+    assert main([*missing, "--out", str(out)]) == 2
+    assert "SRC_DIR" in capsys.readouterr().err
 
 
 @pytest.mark.slow
