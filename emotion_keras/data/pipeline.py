@@ -175,21 +175,22 @@ def _track_frames(data_dir, subset: Subset, n_frames, n_bands: int) -> np.ndarra
     return n_frames
 
 
-def _model_input(crops: tf.Tensor, reader) -> tf.Tensor:
-    """A batch as the reader returns it -> float32 `[batch, n_bands, T, 1]`.
+def _model_input(crops: tf.Tensor, reader, dtype: str = "float32") -> tf.Tensor:
+    """A batch as the reader returns it -> `[batch, n_bands, T, 1]` in `dtype`.
 
-    A packed corpus's batches are frames-major in the stored dtype (float16): TensorFlow's own
-    multi-threaded kernels transpose and cast them, outside Python and the GIL.
+    A float16 packed corpus's batches are float16: TensorFlow's own kernels cast them (3x faster
+    than NumPy's cast), outside Python and the GIL; with `dtype="float16"` (a mixed-precision
+    model's compute dtype) they are passed on as they are.
     """
     if reader.frames_major:
         crops = tf.transpose(crops, [0, 2, 1])
-    if crops.dtype != tf.float32:
-        crops = tf.cast(crops, tf.float32)
+    if crops.dtype != tf.as_dtype(dtype):
+        crops = tf.cast(crops, dtype)
     return crops[..., None]
 
 
 def _read_batches(batches: tf.data.Dataset, reader: CropReader, read, batch_size: int | None,
-                  extra=None) -> tf.data.Dataset:
+                  extra=None, dtype: str = "float32") -> tf.data.Dataset:
     """Maps batches of (track, value) to crops `[batch, n_bands, T, 1]`, reading in parallel.
 
     `read(tracks, values, out)` is one of `reader`'s methods.
@@ -204,7 +205,7 @@ def _read_batches(batches: tf.data.Dataset, reader: CropReader, read, batch_size
         crops = tf.numpy_function(_reporting(read_into_buffer), [tracks, values],
                                   tf.as_dtype(reader.dtype), stateful=False, name="read_crops")
         # numpy_function outputs have unknown shapes; Keras and XLA want them static.
-        crops = _model_input(tf.ensure_shape(crops, reader.batch_shape(batch_size)), reader)
+        crops = _model_input(tf.ensure_shape(crops, reader.batch_shape(batch_size)), reader, dtype)
         return crops if extra is None else (crops, extra(tracks))
 
     # deterministic=True: parallel reads still come out in order, so a seed reproduces a run.
@@ -253,7 +254,7 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
                   crop_frames: int = 1280, batch_size: int = 64, n_bands: int = N_BANDS,
                   seed: int = 0, shuffle: bool = True, drop_remainder: bool = False,
                   shard: tuple[int, int] | None = None,
-                  global_batch: int | None = None) -> tf.data.Dataset:
+                  global_batch: int | None = None, dtype: str = "float32") -> tf.data.Dataset:
     """One random crop per track and epoch, with labels, in shuffled batches.
 
     One pass over the dataset is one epoch over every track (of the shard); each pass shuffles
@@ -279,9 +280,11 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
             epoch) and batches drop no remainder, so that every step of every replica and
             worker is a full share of a full global batch (`batch_size` is then the
             per-replica batch). None: every track every epoch.
+        dtype: of the crops: float32, or float16 for a mixed-precision model on a GPU (saves
+            the cast of a float16 packed corpus's crops).
 
     Returns:
-        A dataset of `(x, y)`: x float32 `[batch, n_bands, crop_frames, 1]`, y float32 multi-hot
+        A dataset of `(x, y)`: x `dtype` `[batch, n_bands, crop_frames, 1]`, y float32 multi-hot
         `[batch, n_tags]`.
 
     Raises:
@@ -299,7 +302,7 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
     batches = elements.batch(batch_size, drop_remainder=drop_remainder)
     dataset = _read_batches(batches, reader, reader.read_random,
                             batch_size if drop_remainder else None,
-                            extra=lambda t: tf.gather(labels, t))
+                            extra=lambda t: tf.gather(labels, t), dtype=dtype)
     if shard is not None:
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
@@ -364,7 +367,7 @@ class CropCache:
 
 
 def _cached_batches(cache: CropCache, reader, tracks: np.ndarray, starts: np.ndarray,
-                    batch_size: int) -> tf.data.Dataset:
+                    batch_size: int, dtype: str) -> tf.data.Dataset:
     """Evaluation batches read into `cache` (first pass) or taken from it (later passes)."""
     n_batches = len(tracks) // batch_size
     shape = reader.batch_shape(batch_size)
@@ -373,7 +376,7 @@ def _cached_batches(cache: CropCache, reader, tracks: np.ndarray, starts: np.nda
         def take(batch):
             crops = tf.numpy_function(lambda b: cache._crops[b], [batch], dtype, stateful=False,
                                       name="cached_crops")
-            return _model_input(tf.ensure_shape(crops, shape), reader)
+            return _model_input(tf.ensure_shape(crops, shape), reader, dtype)
 
         return tf.data.Dataset.range(n_batches).map(take).prefetch(PREFETCH_BATCHES)
 
@@ -385,7 +388,7 @@ def _cached_batches(cache: CropCache, reader, tracks: np.ndarray, starts: np.nda
         batch_tracks, batch_starts = elements
         crops = tf.numpy_function(_reporting(read_into_cache), [batch, batch_tracks, batch_starts],
                                   dtype, stateful=False, name="read_crops_into_cache")
-        return _model_input(tf.ensure_shape(crops, shape), reader)
+        return _model_input(tf.ensure_shape(crops, shape), reader, dtype)
 
     batches = tf.data.Dataset.zip((tf.data.Dataset.range(n_batches),
                                    tf.data.Dataset.from_tensor_slices((tracks, starts))
@@ -396,7 +399,7 @@ def _cached_batches(cache: CropCache, reader, tracks: np.ndarray, starts: np.nda
 
 def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops: int = 10,
                  crop_frames: int = 1280, batch_size: int = 64, n_bands: int = N_BANDS,
-                 cache: CropCache | None = None) -> tf.data.Dataset:
+                 cache: CropCache | None = None, dtype: str = "float32") -> tf.data.Dataset:
     """K regular crops of every track, batched across tracks, every batch full.
 
     Crops come in track-major order (track 0's K crops, then track 1's, ...), so the first
@@ -409,6 +412,7 @@ def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops
         n_crops: K crops per track (paper: 10 for validation, 20 for test).
         cache: keep the crops in memory for the next `eval_dataset` of the same crops (when
             they fit in it); None reads them from the files on every pass.
+        dtype: as `train_dataset`.
 
     Returns:
         A dataset of x float32 `[batch_size, n_bands, crop_frames, 1]` (no labels).
@@ -428,15 +432,15 @@ def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops
                batch_size, n_bands)
         if cache._prepare(key, len(tracks) // batch_size, reader.batch_shape(batch_size),
                           reader.dtype):
-            return _cached_batches(cache, reader, tracks, starts, batch_size)
+            return _cached_batches(cache, reader, tracks, starts, batch_size, dtype)
     batches = tf.data.Dataset.from_tensor_slices((tracks, starts)).batch(batch_size)
-    return _read_batches(batches, reader, reader.read, batch_size)
+    return _read_batches(batches, reader, reader.read, batch_size, dtype=dtype)
 
 
 def predict_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *,
                    n_crops: int = 10, crop_frames: int = 1280, batch_size: int = 64,
                    n_bands: int = N_BANDS, progress: Progress | None = None,
-                   cache: CropCache | None = None) -> np.ndarray:
+                   cache: CropCache | None = None, dtype: str = "float32") -> np.ndarray:
     """Each track's prediction: the mean of the model's outputs over its K regular crops.
 
     Usable from a Keras callback during `fit` (it only calls `model.predict`).
@@ -444,7 +448,7 @@ def predict_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *
     Args:
         model: a Keras model taking `[batch, n_bands, crop_frames, 1]` and returning sigmoid
             probabilities `[batch, n_tags]`.
-        data_dir, subset, n_frames, n_crops, crop_frames, batch_size, n_bands, cache: as
+        data_dir, subset, n_frames, n_crops, crop_frames, batch_size, n_bands, cache, dtype: as
             `eval_dataset`.
         progress: told after every batch (`done` and `total` count batches).
 
@@ -456,7 +460,7 @@ def predict_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *
     """
     n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
     dataset = eval_dataset(data_dir, subset, n_frames, n_crops=n_crops, crop_frames=crop_frames,
-                           batch_size=batch_size, n_bands=n_bands, cache=cache)
+                           batch_size=batch_size, n_bands=n_bands, cache=cache, dtype=dtype)
     n_tracks = len(subset)
     if n_tracks == 0:
         return np.zeros((0, subset.labels.shape[1]), dtype=np.float32)

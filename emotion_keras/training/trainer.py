@@ -259,7 +259,19 @@ def _input_shape(config: Config) -> tuple[int, int, int]:
 
 
 def _data_settings(config: Config) -> dict:
-    return dict(crop_frames=config.crop_frames, n_bands=config.n_bands, seed=config.seed)
+    return dict(
+        crop_frames=config.crop_frames,
+        n_bands=config.n_bands,
+        seed=config.seed,
+        dtype=_crop_dtype(config),
+    )
+
+
+def _crop_dtype(config: Config) -> str:
+    """float16 crops for a float16 compute dtype (mixed precision on a GPU), else float32."""
+    from emotion_keras.training.optimization import precision_policy
+
+    return "float16" if precision_policy(config.mixed_precision) == "mixed_float16" else "float32"
 
 
 def _training_input(config: Config, data: _RunData, strategy, workers):
@@ -300,6 +312,7 @@ def _validation_predictor(config: Config, data: _RunData, strategy, workers):
         crop_frames=config.crop_frames,
         batch_size=config.batch_size,
         n_bands=config.n_bands,
+        dtype=_crop_dtype(config),
     )
     val_set, val_frames = data.val_set, data.val_frames
     if config.val_cache_mb:  # the regular crops are the same every epoch: read them once

@@ -180,6 +180,12 @@ def test_float16_packed_crops_are_the_npy_crops_rounded(melspec_corpus, tmp_path
         for (x_npy, _), (x_packed, _) in zip(from_npy, from_packed, strict=True):
             assert x_packed.dtype == np.float32
             assert np.array_equal(x_npy.astype(np.float16).astype(np.float32), x_packed)
+    # For a float16 compute dtype the stored values pass through uncast.
+    settings = dict(crop_frames=T, batch_size=3, n_bands=BANDS, seed=2)
+    as_stored = batches(pipeline.train_dataset(packed_file, subset, dtype="float16", **settings))
+    as_float32 = batches(pipeline.train_dataset(packed_file, subset, **settings))
+    for (x16, _), (x32, _) in zip(as_stored, as_float32, strict=True):
+        assert x16.dtype == np.float16 and np.array_equal(x16.astype(np.float32), x32)
 
 
 def test_shards_over_a_packed_file_cover_each_epoch_once(melspec_corpus, tmp_path):
