@@ -4,6 +4,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -13,6 +19,7 @@ from emotion_keras.data import packed, pipeline
 from emotion_keras.data.melspec_files import PAD_VALUE, scan_melspecs
 from emotion_keras.errors import DataFileError
 
+ROOT = Path(__file__).resolve().parents[2]
 T = 16  # crop length: the size is not the point
 BANDS = 8
 FRAMES = [40, 25, 10, 60, 33, 16, 47, 29, 18, 52]  # track 2 is shorter than a crop
@@ -106,19 +113,34 @@ def test_truncated_tampered_unfinished_or_foreign_files_get_an_error_naming_them
         packed.open_packed(text)
 
 
-def test_a_killed_pack_leaves_no_complete_looking_file_and_resumes(
-    melspec_corpus, tmp_path, monkeypatch
-):
+def test_a_killed_pack_leaves_no_complete_looking_file_and_resumes(melspec_corpus, tmp_path):
     root, subset = melspec_corpus(FRAMES, n_bands=BANDS, values="random")
-    monkeypatch.setattr(packed, "_RECORD_BYTES", 1)  # a progress record after every track
     out = tmp_path / "corpus.h5"
+    # SIGKILL after the 4th track, in a process of its own, progress recorded after every track.
+    script = f"""
+import os, signal
+import numpy as np
+from emotion_keras.data import packed
+from emotion_keras.data.metadata import Subset
 
-    def killed_after_four(done, total, note):
-        if note.startswith("MB (4/"):
-            raise KeyboardInterrupt  # as a kill between two tracks
+packed._RECORD_BYTES = 1
+paths = {subset.melspec_paths.tolist()!r}
+subset = Subset("test/corpus", np.array({subset.track_ids.tolist()!r}), np.array(paths),
+                np.zeros(len(paths)), np.zeros((len(paths), 0), bool), ())
 
-    with pytest.raises(KeyboardInterrupt):
-        packed.pack_melspecs(root, [subset], out, n_bands=BANDS, progress=killed_after_four)
+def killed_after_four(done, total, note):
+    if note.startswith("MB (4/"):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+packed.pack_melspecs({str(root)!r}, [subset], {str(out)!r}, n_bands={BANDS},
+                     progress=killed_after_four)
+"""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    killed = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     partial = tmp_path / "corpus.h5.partial"
     assert not out.exists() and partial.is_file()
     with pytest.raises(DataFileError, match="an unfinished pack"):
