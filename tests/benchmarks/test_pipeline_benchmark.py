@@ -87,6 +87,7 @@ def test_benchmark_reports_every_figure_on_a_tiny_corpus(tmp_path):
             "train_crops_per_s",
             "eval_crops_per_s",
             "eval_cached_crops_per_s",
+            "reader_1thread_crops_per_s",
             "cold_train_crops_per_s",
             "cold_eval_crops_per_s",
             "peak_rss_mb",
