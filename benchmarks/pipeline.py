@@ -103,9 +103,11 @@ def _time_passes(dataset, seconds: float) -> tuple[float, int]:
     from emotion_keras.data.pipeline import data_errors
 
     crops, timed, passes = 0, 0.0, 0
+    global _LAST_CPU_US_PER_CROP
     with data_errors():
         for _ in dataset:
             pass
+        cpu_before = _cpu_seconds()
         while timed < seconds or passes == 0:
             started = time.perf_counter()
             for batch in dataset:
@@ -113,7 +115,18 @@ def _time_passes(dataset, seconds: float) -> tuple[float, int]:
                 crops += int(x.shape[0])
             timed += time.perf_counter() - started
             passes += 1
+    _LAST_CPU_US_PER_CROP = (_cpu_seconds() - cpu_before) / crops * 1e6 if crops else float("nan")
     return _rate(crops, timed), passes
+
+
+#: The process CPU time per crop of the last `_time_passes` (user + system, all threads): less
+#: sensitive to other jobs on the machine than crops/s; 2 cores give at most 2e6 / it crops/s.
+_LAST_CPU_US_PER_CROP = float("nan")
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def measure_pipeline(
@@ -163,6 +176,7 @@ def measure_pipeline(
         seed=seed,
     )
     result["train_crops_per_s"], result["train_epochs_timed"] = _time_passes(train, seconds)
+    result["train_cpu_us_per_crop"] = _LAST_CPU_US_PER_CROP
     evaluation = pipeline.eval_dataset(
         data_dir,
         subset,
@@ -288,6 +302,7 @@ def measure_packed(
     settings = dict(crop_frames=crop_frames, batch_size=batch_size, n_bands=N_BANDS)
     train = pipeline.train_dataset(path, subset, n_frames, seed=seed, **settings)
     result["train_crops_per_s"], result["train_epochs_timed"] = _time_passes(train, seconds)
+    result["train_cpu_us_per_crop"] = _LAST_CPU_US_PER_CROP
     evaluation = pipeline.eval_dataset(path, subset, n_frames, n_crops=eval_crops, **settings)
     result["eval_crops_per_s"], result["eval_passes_timed"] = _time_passes(evaluation, seconds / 2)
     result["peak_rss_mb"] = _peak_rss_mb()
@@ -490,6 +505,7 @@ def run_pipeline_benchmark(
                 "eval_crops_per_s",
                 "eval_cached_crops_per_s",
                 "reader_1thread_crops_per_s",
+                "train_cpu_us_per_crop",
             )
         },
         "speedup_vs_baseline": packed_large["train_crops_per_s"] / large["baseline_crops_per_s"],
@@ -524,6 +540,7 @@ def run_pipeline_benchmark(
         },
         "rss_growth_mb": large["peak_rss_mb"] - small["peak_rss_mb"],
         "eval_cached_crops_per_s": large["eval_cached_crops_per_s"],
+        "train_cpu_us_per_crop": large["train_cpu_us_per_crop"],
         **{k: cold["npy"][k] for k in cold_keys},
         "packed": packed_result,
         "rss_after_import_mb": large["rss_after_import_mb"],
@@ -617,6 +634,9 @@ def _packed_lines(result: dict) -> str:
             f"{packed['speedup_vs_baseline']:10.2f}x",
             f"  packed reader alone, one thread, crops/s      "
             f"{packed['reader_1thread_crops_per_s']:10,.0f}",
+            f"  training CPU time per crop (all threads)      "
+            f"{packed['train_cpu_us_per_crop']:10,.0f} us (.npy: "
+            f"{result['train_cpu_us_per_crop']:,.0f} us)",
             f"  peak RSS: {packed['peak_rss_mb']:,.0f} MB with {result['tracks']} tracks, "
             f"{packed['small_corpus']['peak_rss_mb']:,.0f} MB with "
             f"{packed['small_corpus']['tracks']}: growth {packed['rss_growth_mb']:+.0f} MB",

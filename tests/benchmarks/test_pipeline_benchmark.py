@@ -88,6 +88,7 @@ def test_benchmark_reports_every_figure_on_a_tiny_corpus(tmp_path):
             "eval_crops_per_s",
             "eval_cached_crops_per_s",
             "reader_1thread_crops_per_s",
+            "train_cpu_us_per_crop",
             "cold_train_crops_per_s",
             "cold_eval_crops_per_s",
             "peak_rss_mb",
