@@ -28,7 +28,11 @@ from emotion_keras.errors import ConfigError
 #: The package data folder of the named configurations.
 EXPERIMENTS = importlib.resources.files("emotion_keras") / "experiments"
 
-SCHEDULES = ("paper", "original")
+SCHEDULES = ("paper", "original", "cosine")
+#: Beyond the paper (`Config.loss`, `optimizer`, `weight_averaging`); defaults are the paper's.
+LOSSES = ("bce", "focal", "weighted_bce")
+OPTIMIZERS = ("adam", "sgd")
+WEIGHT_AVERAGING = ("none", "swa", "ema")
 #: What `monitor` may name: the validation figures the training callback computes.
 MONITORS = ("val_pr_auc_macro", "val_roc_auc_macro", "val_pr_auc_micro", "val_roc_auc_micro")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
@@ -81,9 +85,11 @@ class Config:
         val_crops: regular crops per track for validation (paper §3.3: 10).
         test_crops: regular crops per track for testing (paper §3.3: 20).
         epochs: epochs to train (the original schedule uses 60 + 3 x 20).
-        learning_rate: Adam's learning rate (paper: 0.001).
+        learning_rate: the learning rate (paper: Adam at 0.001); schedule `cosine`'s peak.
         dropout: rate of the Dropout before the output layer (paper: 0.5; 0 leaves it out).
-        schedule: `paper` (Adam throughout) or `original` (the original code's Adam then SGD).
+        schedule: `paper` (a constant rate, Adam unless `optimizer` says otherwise), `original`
+            (the original code's Adam then SGD), or `cosine` (linear warm-up over
+            `warmup_epochs`, then cosine decay to 0 at `epochs`, per step).
         validate_every: run the AUC callback every N epochs (the original validated every 5).
         val_cache_mb: keep the validation crops in RAM after the first validation when they
             fit in this many MB (they do not change between epochs); 0 reads them every time.
@@ -99,6 +105,40 @@ class Config:
         strategy: tf.distribute strategy (`auto`, `default`, `mirrored`, `multiworker`; see
             `emotion_keras.training.distribute`). `batch_size` is the global batch over all
             replicas.
+
+    Beyond the paper (training recipes of later MediaEval entries; the defaults leave the
+    paper's behaviour unchanged; see README "Beyond the paper"):
+        loss: `bce` (the paper), `focal` (Keras's binary focal cross-entropy with class
+            balancing), or `weighted_bce`: each tag's positive term weighted by 1 / p, p the
+            tag's frequency in the training split (tracks actually trained on).
+        focal_alpha, focal_gamma: the focal loss's alpha (weight of positives) and gamma.
+        optimizer: `adam` or `sgd` (Nesterov momentum) for schedules `paper` and `cosine`;
+            `original` fixes its own.
+        momentum: SGD's Nesterov momentum.
+        weight_decay: weight decay; 0 disables it. Decoupled (Keras's `weight_decay`: after
+            each step `w -= lr * weight_decay * w`) unless `coupled_weight_decay`.
+        coupled_weight_decay: SGD only: add `weight_decay * w` to the gradient before the
+            momentum update instead, as PyTorch's `SGD(weight_decay=...)` does (with momentum
+            0.9 about ten times stronger than the decoupled decay of the same value).
+        clipnorm: clip the global norm of all gradients together to this (PyTorch's
+            `clip_grad_norm_`, Keras's `global_clipnorm`); 0 disables it.
+        warmup_epochs: schedule `cosine` only: linear warm-up from 0 to `learning_rate` over
+            these epochs, then cosine decay to 0 at `epochs`.
+        mixup_alpha: mixup of training batches (inputs and multi-hot labels) with a mixing
+            weight drawn from Beta(alpha, alpha) per batch; 0 disables it.
+        time_masks, time_mask_frames: SpecAugment-style masking in training: this many masks
+            per crop of up to `time_mask_frames` consecutive frames each (set to the crop's
+            mean); 0 masks disables it.
+        freq_masks, freq_mask_bands: the same over mel bands.
+        weight_averaging: `none`, `swa` (stochastic weight averaging over the last
+            `swa_fraction` of the epochs, BatchNorm statistics refreshed by a pass over the
+            training data) or `ema` (exponential moving average of the weights, Keras's
+            `use_ema`). Validation, the best checkpoint, evaluation and export use the averaged
+            weights.
+        swa_fraction: the fraction of the epochs (the last ones) that SWA averages. SWA's
+            first epoch and the cosine schedule follow `epochs`, so raising `epochs` when
+            resuming a run moves them.
+        ema_momentum: the EMA's momentum (Keras's `ema_momentum`), per step.
     """
 
     model: str = "vgg6"
@@ -124,6 +164,24 @@ class Config:
     mixed_precision: bool = False
     jit_compile: bool = False
     strategy: str = "auto"
+    # Beyond the paper (see the docstring); the defaults are the paper's behaviour.
+    loss: str = "bce"
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    coupled_weight_decay: bool = False
+    clipnorm: float = 0.0
+    warmup_epochs: int = 0
+    mixup_alpha: float = 0.0
+    time_masks: int = 0
+    time_mask_frames: int = 0
+    freq_masks: int = 0
+    freq_mask_bands: int = 0
+    weight_averaging: str = "none"
+    swa_fraction: float = 0.2
+    ema_momentum: float = 0.99
 
     def __post_init__(self):
         positive = (
@@ -156,12 +214,68 @@ class Config:
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("monitor", self.monitor, MONITORS, "(the validation figures a run computes)")
         _check_choice("strategy", self.strategy, STRATEGIES)
+        self._check_recipe()
         if (self.data_dir is None) != (self.meta_dir is None):
             raise ConfigError(
                 "data_dir and meta_dir go together: give both for a real "
                 "dataset, or neither for the demo dataset",
                 arguments=("data_dir", "meta_dir"),
             )
+
+    def _check_recipe(self) -> None:
+        """The fields beyond the paper (one ConfigError naming the field)."""
+        _check_choice("loss", self.loss, LOSSES)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("weight_averaging", self.weight_averaging, WEIGHT_AVERAGING)
+        for name in ("focal_alpha", "swa_fraction"):
+            if not 0 < getattr(self, name) <= 1:
+                _invalid(name, getattr(self, name), "must be above 0 and at most 1")
+        for name in ("momentum", "ema_momentum"):
+            if not 0 <= getattr(self, name) < 1:
+                _invalid(name, getattr(self, name), "must be at least 0 and below 1")
+        for name in (
+            "focal_gamma",
+            "weight_decay",
+            "clipnorm",
+            "warmup_epochs",
+            "mixup_alpha",
+            "time_masks",
+            "time_mask_frames",
+            "freq_masks",
+            "freq_mask_bands",
+        ):
+            if getattr(self, name) < 0:
+                _invalid(name, getattr(self, name), "must be 0 or more")
+        for masks, width, size, axis in (
+            ("time_masks", "time_mask_frames", "crop_frames", "frames"),
+            ("freq_masks", "freq_mask_bands", "n_bands", "bands"),
+        ):
+            if getattr(self, masks) and not 1 <= getattr(self, width) <= getattr(self, size):
+                _invalid(
+                    width,
+                    getattr(self, width),
+                    f"with {masks} > 0 must be 1 to {size} ({getattr(self, size)} {axis})",
+                )
+        if self.coupled_weight_decay and self.optimizer != "sgd":
+            _invalid("coupled_weight_decay", True, "needs optimizer sgd")
+        if self.warmup_epochs and self.schedule != "cosine":
+            _invalid("warmup_epochs", self.warmup_epochs, "needs schedule cosine")
+        if self.warmup_epochs >= self.epochs and self.warmup_epochs:
+            _invalid("warmup_epochs", self.warmup_epochs, f"must be below epochs ({self.epochs})")
+        if self.schedule == "original":
+            # The original schedule fixes its own optimisers, and restarts them per phase (which
+            # would restart any weight average).
+            for name, default in (
+                ("optimizer", "adam"),
+                ("weight_decay", 0.0),
+                ("weight_averaging", "none"),
+            ):
+                if getattr(self, name) != default:
+                    _invalid(
+                        name,
+                        getattr(self, name),
+                        "applies to schedules paper and cosine (original fixes its optimisers)",
+                    )
 
     @property
     def uses_demo_data(self) -> bool:

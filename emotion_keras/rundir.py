@@ -7,10 +7,18 @@ A run directory holds everything needed to understand and reproduce a run:
     RUN/history.csv        per-epoch loss and validation AUCs (`epoch` from 0, as Keras counts)
     RUN/val_per_tag.csv    per-tag validation ROC-AUC/PR-AUC of every validated epoch (from 1)
     RUN/checkpoints/       epoch-NNNN.keras (last epoch, optimizer included), best.keras, state.json
+                           averaging-NNNN.npz (weight averaging: the training weights, SWA mean)
+    RUN/loss_weights.csv   loss weighted_bce: each tag's training frequency and positive weight
     RUN/logs/              TensorBoard: train/, validation/, reports/
     RUN/predictions.npy, decisions.npy, thresholds.npy, metrics.json, per_tag.csv
                            the test evaluation (`emotion-keras evaluate`; metrics.json last)
+    RUN/val_predictions.npy
+                           the validation predictions the thresholds were chosen on
     RUN/export/            the default export folder
+
+An ensemble directory (`emotion-keras ensemble`) has no config.json; it holds `ensemble.json`
+(its members, split and tags), `members.csv` (Table 2 rows of the members and the ensemble) and
+the same evaluation files as a run.
 
 Other modules ask `RunDir` for a path instead of spelling a file name. `load_run` loads the best
 checkpoint with the configuration and tags, for evaluation, export and prediction.
@@ -26,6 +34,7 @@ from emotion_keras.config import Config
 from emotion_keras.errors import ModelError
 
 CONFIG_FILE = "config.json"
+ENSEMBLE_FILE = "ensemble.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +82,24 @@ class RunDir:
         """The checkpoint of (1-based) `epoch`."""
         return self.checkpoints / f"epoch-{epoch:04d}.keras"
 
+    def epoch_checkpoints(self) -> list[Path]:
+        """Every epoch checkpoint in the folder (one, but for a crash before the last clean-up)."""
+        return sorted(self.checkpoints.glob("epoch-[0-9]*.keras"))
+
+    def averaging_state(self, epoch: int) -> Path:
+        """The weight-averaging state after (1-based) `epoch`: the training weights and the SWA
+        average (`training.averaging`)."""
+        return self.checkpoints / f"averaging-{epoch:04d}.npz"
+
+    def averaging_states(self) -> list[Path]:
+        """Every `averaging_state` file there is."""
+        return sorted(self.checkpoints.glob("averaging-*.npz"))
+
+    @property
+    def loss_weights_file(self) -> Path:
+        """The per-tag positive weights of loss `weighted_bce` (`training.losses`)."""
+        return self.path / "loss_weights.csv"
+
     @property
     def logs(self) -> Path:
         return self.path / "logs"
@@ -91,6 +118,10 @@ class RunDir:
         return self.path / "thresholds.npy"
 
     @property
+    def val_predictions_file(self) -> Path:
+        return self.path / "val_predictions.npy"
+
+    @property
     def metrics_file(self) -> Path:
         return self.path / "metrics.json"
 
@@ -102,6 +133,15 @@ class RunDir:
     def default_export(self) -> Path:
         return self.path / "export"
 
+    # What `emotion-keras ensemble` writes (besides the evaluation files above).
+    @property
+    def ensemble_file(self) -> Path:
+        return self.path / ENSEMBLE_FILE
+
+    @property
+    def members_file(self) -> Path:
+        return self.path / "members.csv"
+
     def evaluation_dir(self, split: int, subset: str) -> RunDir:
         """Where an evaluation on another split or subset than the run's own test set goes."""
         return RunDir(self.path / f"eval-split-{split}-{subset}")
@@ -109,6 +149,9 @@ class RunDir:
     # Reading.
     def is_run(self) -> bool:
         return self.config_file.is_file()
+
+    def is_ensemble(self) -> bool:
+        return self.ensemble_file.is_file()
 
     def read_config(self) -> Config:
         if not self.is_run():

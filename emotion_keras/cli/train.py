@@ -22,9 +22,10 @@ FIELD_HELP = {
     "val_crops": "regular crops per track when validating (paper: 10)",
     "test_crops": "regular crops per track when testing and in exports (paper: 20)",
     "epochs": "epochs to train (resuming a run may raise it)",
-    "learning_rate": "Adam learning rate of the paper schedule (paper: 0.001)",
+    "learning_rate": "learning rate of the paper schedule, peak of cosine (paper: 0.001)",
     "dropout": "dropout rate before the output layer (paper: 0.5; 0 removes it)",
-    "schedule": "paper (Adam) or original (Adam, then SGD with restarts from the best weights)",
+    "schedule": "paper (constant rate), original (Adam, then SGD with restarts from the best "
+    "weights), or cosine (warm-up, then cosine decay to 0)",
     "validate_every": "validate every N epochs (and after the last)",
     "val_cache_mb": "keep validation crops in RAM when they fit in N MB (0: read every time)",
     "monitor": "validation figure that picks the best checkpoint (default val_pr_auc_macro)",
@@ -36,6 +37,25 @@ FIELD_HELP = {
     "jit_compile": "compile the training step with XLA",
     "strategy": "tf.distribute strategy: auto (mirrored with several GPUs), default, mirrored, "
     "multiworker (set TF_CONFIG in every worker)",
+    # Beyond the paper (README "Beyond the paper"); the defaults are the paper's behaviour.
+    "loss": "bce (paper), focal, or weighted_bce (positives weighted 1/p from the training split)",
+    "focal_alpha": "focal loss: weight of positives (default 0.25)",
+    "focal_gamma": "focal loss: focusing exponent (default 2)",
+    "optimizer": "adam (paper) or sgd with Nesterov momentum; schedules paper and cosine",
+    "momentum": "SGD's Nesterov momentum (default 0.9)",
+    "weight_decay": "weight decay, decoupled as Keras's (default 0: none)",
+    "coupled_weight_decay": "SGD: add the decay to the gradient, as PyTorch's SGD does",
+    "clipnorm": "clip the global gradient norm to this (default 0: no clipping)",
+    "warmup_epochs": "schedule cosine: linear warm-up epochs before the cosine decay to 0",
+    "mixup_alpha": "mixup of training batches, weight ~ Beta(a, a) (default 0: off)",
+    "time_masks": "SpecAugment: time masks per training crop (default 0: off)",
+    "time_mask_frames": "SpecAugment: most frames one time mask covers",
+    "freq_masks": "SpecAugment: frequency masks per training crop (default 0: off)",
+    "freq_mask_bands": "SpecAugment: most bands one frequency mask covers",
+    "weight_averaging": "none, swa (last swa_fraction of the epochs, BatchNorm refreshed) or "
+    "ema; evaluation and export use the averaged weights",
+    "swa_fraction": "SWA: fraction of the epochs, the last ones, averaged (default 0.2)",
+    "ema_momentum": "EMA: momentum per step (default 0.99)",
 }
 
 
@@ -84,7 +104,7 @@ def run_train(args: argparse.Namespace) -> int:
     }
     config = load_experiment(args.config, **overrides)
     run_dir = args.run_dir or default_run_dir(args.config, config)
-    summary = train(config, run_dir, progress=ProgressLine("train: preparing"))
+    summary = train(config, run_dir, progress=ProgressLine("train"))
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0

@@ -28,6 +28,7 @@ from emotion_keras.models.architectures import (
     DEFAULT_NUM_TAGS,
     Architecture,
 )
+from emotion_keras.models.augment import SpecAugment  # noqa: F401 (registered for loading)
 
 #: The registry: name -> `Architecture`, in the order of the paper's Table 2.
 MODELS: dict[str, Architecture] = {
@@ -139,8 +140,9 @@ def model_summary(
 def load_model(path: str | Path, compile: bool = False) -> keras.Model:
     """Loads a `.keras` model in safe mode.
 
-    The models use built-in Keras layers only, so safe mode (which refuses to deserialise Python
-    code such as `Lambda` layers) needs no registered custom objects.
+    The models use built-in Keras layers only, plus, in runs trained with SpecAugment, the
+    registered `augment.SpecAugment`, so safe mode (which refuses to deserialise Python code such
+    as `Lambda` layers) needs no custom objects passed in.
 
     Args:
         path: a `.keras` file written by `model.save`.

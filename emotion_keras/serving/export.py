@@ -114,10 +114,17 @@ def export_model(
     pad_value: float,
     source: str = "",
 ) -> Path:
-    """Writes the SavedModel, the `.keras` model and the tag list to `out_dir` atomically."""
+    """Writes the SavedModel, the `.keras` model and the tag list to `out_dir` atomically.
+
+    Training-only layers (SpecAugment, an identity outside training) are left out, so the
+    export holds built-in Keras layers only.
+    """
     import keras
     import tensorflow as tf
 
+    from emotion_keras.models.augment import without_spec_augment
+
+    model = without_spec_augment(model)
     out_dir = Path(out_dir)
     with atomic_directory(out_dir) as tmp:
         archive = keras.export.ExportArchive()

@@ -6,6 +6,8 @@
 - `reports`: the TensorBoard review summaries of a run.
 - `distribute`: several devices and machines with `tf.distribute`.
 - `keras_workarounds`: the one place that patches Keras (keras-team/keras#20585).
+- `losses`, `optimizers`, `averaging`: recipe options beyond the paper (focal and weighted
+  losses, PyTorch-style SGD weight decay, SWA/EMA weights).
 
 Importing this package is cheap; TensorFlow is imported by the steps that need it.
 """

@@ -33,6 +33,8 @@ TAG_GROUPS = 4
 PR_THRESHOLDS = 101
 EXAMPLE_IMAGES = 3
 HPARAMS = ("model", "learning_rate", "batch_size", "crop_frames", "schedule", "seed", "split")
+#: The recipe fields beyond the paper that tell runs apart in the HParams dashboard.
+RECIPE_HPARAMS = ("loss", "optimizer", "mixup_alpha", "weight_averaging")
 #: Metrics of the HParams table: (tag, run sub-folder relative to RUN/logs, display name).
 HPARAM_METRICS = (
     ("epoch_pr_auc_macro", "validation", "val PR-AUC-macro"),
@@ -166,7 +168,7 @@ class RunReports:
         self.monitor = monitor.removeprefix("val_")
         self.best = None
         self.writer = tf.summary.create_file_writer(str(self.logdir / "reports"))
-        hparams = {name: getattr(config, name) for name in HPARAMS}
+        hparams = {name: getattr(config, name) for name in HPARAMS + RECIPE_HPARAMS}
         write_hparams(self.logdir, hparams, trial_id=self.logdir.parent.name)
 
     def write_examples(self, dataset, n: int = EXAMPLE_IMAGES) -> None:

@@ -10,12 +10,16 @@
    scan that reports every unusable file at once).
 4. `_build_model`, `_training_input`, `_validation_predictor`: the model, its input pipeline
    and the validation predictions the AUC callback scores.
-5. `_callbacks`: validation AUCs, records, checkpoint, TensorBoard, early stopping.
+5. `_recipe`, `_callbacks`: the recipe's loss, steps per epoch and weight averaging (options
+   beyond the paper, README "Beyond the paper"); validation AUCs, records, checkpoint,
+   TensorBoard, early stopping.
 6. `_fit_phases`: `model.fit` once per optimiser phase of the schedule, resuming mid-schedule.
 
 What is in a run directory: `emotion_keras.rundir`. A run killed at any instant (SIGKILL
 included) loses at most the epoch in progress, and running the same command again resumes after
-the last completed epoch with optimizer state intact.
+the last completed epoch as the uninterrupted run would have gone on: weights, optimizer state,
+dropout's random generators and the callbacks' state come back from the commit, and every
+epoch's input is a pure function of `(seed, epoch)`.
 
 Progress goes to the `emotion_keras` logger (the command line prints it); Keras prints its own
 progress bar according to `verbose`.
@@ -27,7 +31,6 @@ import dataclasses
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +137,8 @@ def train(
         verbose: Keras progress output (default: a bar on a terminal, a line per epoch otherwise).
         callbacks: more Keras callbacks, run after the run's own (they see the validation AUCs
             in `logs`).
-        progress: told about long start-up work (writing the demo data, scanning headers).
+        progress: told about long work outside Keras's own progress bar: writing the demo data,
+            scanning headers, validating after an epoch.
 
     Returns:
         A summary: run directory, epochs done, best monitored value and epoch, last logs.
@@ -159,6 +163,14 @@ def _train(
     strategy, workers = _start_strategy(config)
     config = resolve_data(config, progress)
     completed = _open_shared_run_dir(run, config, strategy, workers)
+    if run.read_state().get("stopped"):
+        log.info(
+            "%s: stopped early after epoch %d (early_stopping_patience %d); nothing to do",
+            run,
+            completed,
+            config.early_stopping_patience,
+        )
+        return _summary(run, completed, {})
     if completed >= config.epochs:
         log.info(
             "%s: already trained for %d epochs; nothing to do (raise epochs above %d to "
@@ -171,20 +183,37 @@ def _train(
     data = _read_data(config, run, workers.is_chief, progress)
     model = _build_model(config, strategy, n_tags=len(data.train_set.tags))
     train_input = _training_input(config, data, strategy, workers)
-    run_callbacks, reports = _callbacks(
+    recipe = _recipe(config, run, data, workers)
+    run_callbacks, reports, resumables = _callbacks(
         config,
         run,
         data,
         completed,
         workers,
-        _validation_predictor(config, data, strategy, workers),
+        _validation_predictor(config, data, strategy, workers, progress),
+        recipe.averaging,
     )
     run_callbacks += list(callbacks)
+    if recipe.averaging is not None:
+        run_callbacks.append(recipe.averaging.swap_out)  # last: training weights back
     _log_start(config, run, data, workers, completed)
     started = time.monotonic()
-    history = _fit_phases(
-        model, config, run, train_input, run_callbacks, strategy, workers, completed, verbose
-    )
+    from emotion_keras.training.distribute import lost_workers
+
+    with lost_workers(workers, lambda: int(run.read_state().get("epoch", 0))):
+        history = _fit_phases(
+            model,
+            config,
+            run,
+            train_input,
+            run_callbacks,
+            resumables,
+            strategy,
+            workers,
+            completed,
+            verbose,
+            recipe,
+        )
     if reports is not None:
         reports.close()
     if workers.count > 1:
@@ -249,9 +278,22 @@ def _build_model(config: Config, strategy, n_tags: int):
 
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        return build_model(
+        model = build_model(
             config.model, input_shape=_input_shape(config), num_tags=n_tags, dropout=config.dropout
         )
+        if config.time_masks or config.freq_masks:
+            from emotion_keras.models.augment import SpecAugment, with_spec_augment
+
+            masking = SpecAugment(
+                config.time_masks,
+                config.time_mask_frames,
+                config.freq_masks,
+                config.freq_mask_bands,
+                seed=config.seed,
+                name="spec_augment",
+            )
+            model = with_spec_augment(model, masking)
+        return model
 
 
 def _input_shape(config: Config) -> tuple[int, int, int]:
@@ -275,35 +317,120 @@ def _crop_dtype(config: Config) -> str:
 
 
 def _training_input(config: Config, data: _RunData, strategy, workers):
-    """The training batches: one pipeline, or one per worker feeding its replicas."""
+    """`(first_epoch, stop) -> (batches, steps per epoch)`: the training input of epochs
+    `first_epoch` to `stop - 1` in one pass, from one pipeline or one per worker feeding its
+    replicas."""
     from emotion_keras.data import pipeline
     from emotion_keras.training import distribute
 
-    if not workers.distributed:
-        return pipeline.train_dataset(
-            config.data_dir,
-            data.train_set,
-            data.train_frames,
-            batch_size=config.batch_size,
-            **_data_settings(config),
+    def epochs(first_epoch: int, stop: int):
+        epoch_range = dict(first_epoch=first_epoch, n_epochs=stop - first_epoch)
+        if not workers.distributed:
+            steps = pipeline.steps_per_epoch(len(data.train_set), config.batch_size)
+            return pipeline.train_dataset(
+                config.data_dir,
+                data.train_set,
+                data.train_frames,
+                batch_size=config.batch_size,
+                **epoch_range,
+                mixup_alpha=config.mixup_alpha,
+                **_data_settings(config),
+            ), steps
+        replica_batch = distribute.per_replica_batch(config.batch_size, workers)
+        steps = pipeline.steps_per_epoch(
+            len(data.train_set), replica_batch, global_batch=config.batch_size
         )
-    replica_batch = distribute.per_replica_batch(config.batch_size, workers)
-    return distribute.distributed_dataset(
-        strategy,
-        lambda shard: pipeline.train_dataset(
-            config.data_dir,
-            data.train_set,
-            data.train_frames,
-            batch_size=replica_batch,
-            shard=shard,
-            global_batch=config.batch_size,
-            **_data_settings(config),
-        ),
+        return distribute.distributed_dataset(
+            strategy,
+            lambda shard: pipeline.train_dataset(
+                config.data_dir,
+                data.train_set,
+                data.train_frames,
+                batch_size=replica_batch,
+                shard=shard,
+                global_batch=config.batch_size,
+                **epoch_range,
+                mixup_alpha=config.mixup_alpha,
+                **_data_settings(config),
+            ),
+        ), steps
+
+    return epochs
+
+
+@dataclasses.dataclass(frozen=True)
+class _Recipe:
+    """What the recipe options add to a run: its loss, steps per epoch, weight averaging."""
+
+    loss: object
+    steps_per_epoch: int
+    averaging: object | None  # averaging.WeightAveraging
+
+
+def _recipe(config: Config, run: RunDir, data: _RunData, workers) -> _Recipe:
+    """The loss (`weighted_bce`'s weights from the training tracks, written to the run), the
+    steps of an epoch (for the cosine schedule) and the weight averaging of the run."""
+    from emotion_keras.training import averaging, losses
+
+    pos_weight = None
+    if config.loss == "weighted_bce":
+        pos_weight = losses.positive_weights(data.train_set.labels)
+        if workers.is_chief:
+            _write_loss_weights(run, data.train_set, pos_weight)
+    n_tracks = len(data.train_set)
+    if workers.distributed:
+        steps = n_tracks // config.batch_size
+    else:
+        steps = -(-n_tracks // config.batch_size)
+    weight_averaging = None
+    if config.weight_averaging != "none":
+        if workers.distributed:
+            raise ConfigError(
+                f"weight_averaging {config.weight_averaging}: not supported under a "
+                f"multi-replica strategy yet ({workers.describe()}); use strategy default",
+                arguments=("weight_averaging", "strategy"),
+            )
+
+        def refresh_input():
+            from emotion_keras.data import pipeline
+
+            return pipeline.train_dataset(
+                config.data_dir,
+                data.train_set,
+                data.train_frames,
+                batch_size=config.batch_size,
+                **_data_settings(config),
+            )
+
+        weight_averaging = averaging.WeightAveraging(
+            config, run, refresh_input, write=workers.is_chief
+        )
+    return _Recipe(losses.make_loss(config, pos_weight), max(steps, 1), weight_averaging)
+
+
+def _write_loss_weights(run: RunDir, train_set: metadata.Subset, pos_weight) -> None:
+    import pandas as pd
+
+    from emotion_keras.fileio import atomic_path
+
+    positives = train_set.labels.sum(axis=0)
+    table = pd.DataFrame(
+        {
+            "tag": train_set.tags,
+            "positive_tracks": positives,
+            "frequency": positives / len(train_set),
+            "pos_weight": pos_weight,
+        }
     )
+    with atomic_path(run.loss_weights_file) as tmp:
+        table.to_csv(tmp, index=False)
 
 
-def _validation_predictor(config: Config, data: _RunData, strategy, workers):
-    """`model -> [n_validation_tracks, n_tags]` crop-averaged probabilities, on every worker."""
+def _validation_predictor(
+    config: Config, data: _RunData, strategy, workers, progress: Progress | None = None
+):
+    """`model -> [n_validation_tracks, n_tags]` crop-averaged probabilities, on every worker;
+    `progress` is told after every batch."""
     from emotion_keras.data import pipeline
     from emotion_keras.training import distribute
 
@@ -313,6 +440,7 @@ def _validation_predictor(config: Config, data: _RunData, strategy, workers):
         batch_size=config.batch_size,
         n_bands=config.n_bands,
         dtype=_crop_dtype(config),
+        progress=progress,
     )
     val_set, val_frames = data.val_set, data.val_frames
     if config.val_cache_mb:  # the regular crops are the same every epoch: read them once
@@ -337,14 +465,22 @@ def _validation_predictor(config: Config, data: _RunData, strategy, workers):
 
 
 def _callbacks(
-    config: Config, run: RunDir, data: _RunData, completed: int, workers, predict_validation
+    config: Config,
+    run: RunDir,
+    data: _RunData,
+    completed: int,
+    workers,
+    predict_validation,
+    weight_averaging=None,
 ):
-    """The run's callbacks in the order they must run, and its TensorBoard reports (chief)."""
+    """The run's callbacks in the order they must run, its TensorBoard reports (chief), and
+    the callbacks whose state the checkpoint commits, by name."""
     import keras
 
     from emotion_keras.training.callbacks import (
         HistoryRecord,
         ResumableCheckpoint,
+        ResumableEarlyStopping,
         StopOnNaN,
         ValidationAUC,
     )
@@ -359,7 +495,17 @@ def _callbacks(
     )
     # First of all, StopOnNaN: a NaN loss stops the run before any callback ends the epoch.
     # Then ValidationAUC: the callbacks after it read the figures it adds to `logs`.
-    run_callbacks = [StopOnNaN(), validation]
+    # Every worker stops alike (they compute the same AUCs); it runs before the checkpoint,
+    # which commits its state with the epoch.
+    resumables = {}
+    if config.early_stopping_patience:
+        resumables["early_stopping"] = ResumableEarlyStopping(
+            monitor=config.monitor, mode="max", patience=config.early_stopping_patience
+        )
+    # With weight averaging, the averaged weights go in before validation (and are what the
+    # checkpoint saves); `weight_averaging.swap_out`, the last callback, takes them out.
+    averaged = [] if weight_averaging is None else [weight_averaging.swap_in]
+    run_callbacks = [StopOnNaN(), *averaged, validation]
     reports = None
     if chief:
         from emotion_keras.data import pipeline
@@ -379,19 +525,22 @@ def _callbacks(
                     **_data_settings(config),
                 )
             )
+        reports.best = run.read_state().get("best")  # the best so far, on a resume
         run_callbacks += [
             # The records first, then the checkpoint's commit (see training.callbacks).
             HistoryRecord(run.history_file),
-            ResumableCheckpoint(run, monitor=config.monitor),
+            *resumables.values(),
+            ResumableCheckpoint(
+                run,
+                monitor=config.monitor,
+                resumables=resumables,
+                restart_best_at=None if weight_averaging is None else weight_averaging.start,
+            ),
             keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False),
         ]
-    if config.early_stopping_patience:
-        run_callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=config.monitor, mode="max", patience=config.early_stopping_patience
-            )
-        )
-    return run_callbacks, reports
+    else:
+        run_callbacks += list(resumables.values())
+    return run_callbacks, reports, resumables
 
 
 def _fit_phases(
@@ -400,10 +549,12 @@ def _fit_phases(
     run: RunDir,
     train_input,
     run_callbacks,
+    resumables: dict,
     strategy,
     workers,
     completed: int,
     verbose: int | None,
+    recipe: _Recipe,
 ):
     """`model.fit` for each phase of the schedule not yet done; returns the last History."""
     from emotion_keras.data import pipeline
@@ -417,11 +568,21 @@ def _fit_phases(
     for phase in schedule_phases(config):
         if completed >= phase.stop:
             continue
+        first_epoch = max(completed, phase.start)
         with strategy.scope():
-            compile_model(model, phase, config.jit_compile)
+            compile_model(
+                model,
+                phase,
+                config.jit_compile,
+                config=config,
+                steps_per_epoch=recipe.steps_per_epoch,
+                loss=recipe.loss,
+            )
             prepare_fit(model, strategy, workers, _input_shape(config), model.output.shape[-1])
             if completed > phase.start:
                 restore_last(model, run)
+                if recipe.averaging is not None:
+                    recipe.averaging.restore(model)  # the training weights, the SWA average
             elif phase.reload_best and run.best_checkpoint.is_file():
                 restore_best_weights(model, run.best_checkpoint)
                 log.info(
@@ -430,20 +591,20 @@ def _fit_phases(
                     phase.optimizer,
                     phase.learning_rate,
                 )
+            elif completed:  # a resume at a phase change without a best model: the last weights
+                restore_last(model, run, optimizer=False)
+            restore_run_state(model, run, resumables, resume_phase=completed > phase.start)
+        batches, steps = train_input(first_epoch, phase.stop)
         # A file that broke after the start-up scan (NaN values, deleted, truncated) fails inside
         # the pipeline's numpy call: data_errors surfaces our one-line message, not TF's trace.
-        with (
-            pipeline.data_errors(),
-            synchronized_batch_norm(model, workers.replicas > 1),
-            warnings.catch_warnings(),
-        ):
-            # A distributed epoch's step count is unknown until its input ends, and Keras warns
-            # that the input "ran out of data" when it does: that is the end of the epoch.
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
+        # One pass over `batches` is every epoch of the phase, `steps` batches each: Keras keeps
+        # one iterator across the epochs when it is given `steps_per_epoch`.
+        with pipeline.data_errors(), synchronized_batch_norm(model, workers.replicas > 1):
             history = model.fit(
-                train_input,
+                batches,
                 epochs=phase.stop,
-                initial_epoch=max(completed, phase.start),
+                initial_epoch=first_epoch,
+                steps_per_epoch=steps,
                 callbacks=run_callbacks,
                 verbose=verbose,
                 shuffle=False,
@@ -456,11 +617,28 @@ def _fit_phases(
     return history
 
 
-def restore_last(model, run: RunDir) -> None:
-    """Loads the last epoch's weights and optimizer state into a compiled `model`."""
+def restore_last(model, run: RunDir, optimizer: bool = True) -> None:
+    """Loads the last epoch's weights, and optimizer state, into a compiled `model`."""
     state = run.read_state()
-    model.optimizer.build(model.trainable_variables)
-    model.load_weights(run.checkpoints / state["checkpoint"])
+    path = run.checkpoints / state["checkpoint"]
+    if optimizer:
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(path)
+    else:
+        restore_best_weights(model, path)
+
+
+def restore_run_state(model, run: RunDir, resumables: dict, resume_phase: bool) -> None:
+    """Puts back what the commit recorded besides the model file: the random generators'
+    state, and (resuming within a phase; `fit` starts each phase afresh) the callbacks'."""
+    from emotion_keras.training.callbacks import set_random_state
+
+    state = run.read_state()
+    if state.get("random_state") is not None:
+        set_random_state(model, state["random_state"])
+    saved = state.get("callbacks", {}) if resume_phase else {}
+    for name, callback in resumables.items():
+        callback.resume_from = saved.get(name)
 
 
 def restore_best_weights(model, path: Path) -> None:

@@ -260,6 +260,7 @@ def test_validation_crop_cache_serves_later_passes_from_memory(melspec_corpus, t
     later = batches(pipeline.eval_dataset(data_dir, subset, n_frames, cache=cache, **settings))
     for a, b, c in zip(expected, first, later, strict=True):
         assert np.array_equal(a, b) and np.array_equal(a, c)
+        assert a.dtype == b.dtype == c.dtype == np.float32
     if source == "packed":  # and without the cache the zeroed data is read
         uncached = batches(pipeline.eval_dataset(data_dir, subset, n_frames, **settings))
         assert not np.array_equal(uncached[0], expected[0])

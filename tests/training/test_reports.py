@@ -84,7 +84,7 @@ def test_example_melspecs_become_images_low_frequencies_at_the_bottom(tmp_path):
 
 
 def test_hparams_session_names_the_run_settings(tmp_path):
-    config = Config(model="res16", learning_rate=1e-4)
+    config = Config(model="res16", learning_rate=1e-4, weight_averaging="swa")
     truth = np.eye(8, len(TAGS), dtype=bool)
     run_reports = reports.RunReports(tmp_path / "logs", config, TAGS, truth)
     per_tag = pd.DataFrame(
@@ -104,6 +104,7 @@ def test_hparams_session_names_the_run_settings(tmp_path):
     ).session_start_info
     assert session.hparams["model"].string_value == "res16"
     assert session.hparams["learning_rate"].number_value == pytest.approx(1e-4)
+    assert session.hparams["weight_averaging"].string_value == "swa"
     experiment = plugin_data_pb2.HParamsPluginData.FromString(
         found["./_hparams_/experiment"]["contents"][0]
     ).experiment
