@@ -298,32 +298,46 @@ def test_pack_command_prints_size_rate_and_verification(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_float16_packed_run_validates_as_the_float32_npy_run(tmp_path):
+def test_a_model_validates_the_same_from_float16_packed_and_float32_npy_crops(tmp_path):
+    """Same trained model, same seed, same regular crops: ROC-AUC-macro within 0.005.
+
+    The input precision is compared on one trained model. Two training runs (one per source)
+    are not: float16 rounding perturbs every gradient a little, and on a demo this small (a
+    few steps, 24 validation tracks, near-tied predictions) the runs' AUCs differ by more than
+    0.005 from that divergence alone (see the report of issue 15).
+    """
     from emotion_keras import training
     from emotion_keras.config import Config
-    from emotion_keras.data import demo
+    from emotion_keras.data import demo, metadata
+    from emotion_keras.evaluation.metrics import auc_scores
+    from emotion_keras.rundir import load_run
 
-    demo.write_demo_dataset(tmp_path / "demo", n_train=48, n_validation=24, n_test=2)
+    demo.write_demo_dataset(tmp_path / "demo", n_train=48, n_validation=48, n_test=2)
     data_dir, meta_dir = demo.demo_paths(tmp_path / "demo")
     corpus = tmp_path / "corpus.h5"
-    subsets = packed.pack_subsets(meta_dir, ["split-0/train", "split-0/validation"])
-    packed.pack_melspecs(data_dir, subsets, corpus, dtype="float16")
-
-    def validation_auc(source, name):
-        config = Config(
-            model="vgg6",
-            data_dir=str(source),
-            meta_dir=str(meta_dir),
-            epochs=2,
-            batch_size=8,
-            val_crops=2,
-            seed=3,
-        )
-        summary = training.train(config, tmp_path / name, verbose=0)
-        return summary["last_logs"]["val_roc_auc_macro"]
-
-    from_npy, from_packed = validation_auc(data_dir, "npy"), validation_auc(corpus, "packed")
-    print(
-        f"validation ROC-AUC-macro: float32 .npy {from_npy:.4f}, float16 packed {from_packed:.4f}"
+    packed.pack_melspecs(data_dir, packed.pack_subsets(meta_dir, ["split-0/validation"]), corpus)
+    config = Config(
+        model="vgg6",
+        data_dir=str(data_dir),
+        meta_dir=str(meta_dir),
+        epochs=3,
+        batch_size=8,
+        val_crops=2,
+        seed=3,
     )
-    assert abs(from_npy - from_packed) <= 0.005, (from_npy, from_packed)
+    training.train(config, tmp_path / "run", verbose=0)
+    model = load_run(tmp_path / "run").model
+    val_set = metadata.read_subset(meta_dir, 0, "validation")
+
+    def roc_auc_macro(source):
+        predictions = pipeline.predict_tracks(model, source, val_set, n_crops=4, batch_size=8)
+        return predictions, auc_scores(val_set.labels, predictions)[0]["roc_auc_macro"]
+
+    from_npy, auc_npy = roc_auc_macro(data_dir)
+    from_packed, auc_packed = roc_auc_macro(corpus)
+    print(
+        f"validation ROC-AUC-macro: float32 .npy {auc_npy:.4f}, float16 packed {auc_packed:.4f}; "
+        f"largest prediction difference {np.abs(from_npy - from_packed).max():.2e}"
+    )
+    assert not np.array_equal(from_npy, from_packed)  # the rounding is there ...
+    assert abs(auc_npy - auc_packed) <= 0.005  # ... and does not change the figure
