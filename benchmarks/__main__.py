@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="fixes the corpus, the crops and the initial weights (default 0)",
     )
+    train.add_argument(
+        "--packed",
+        action="store_true",
+        help="stream from the corpus's packed float16 copy (melspecs pack) instead of its .npy",
+    )
     train.add_argument("--json", action="store_true", help="print the figures as JSON")
     train.set_defaults(func=run_bench_train)
 
@@ -181,6 +186,7 @@ def run_bench_train(args: argparse.Namespace) -> int:
         tracks=args.tracks,
         corpus_dir=args.corpus_dir,
         seed=args.seed,
+        packed=args.packed,
     )
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0

@@ -32,6 +32,8 @@ MARKER = "corpus.json"
 CORPUS_VERSION = 2
 #: The frames-major copy (`melspec_files.relayout_melspecs`) of the first quarter of the tracks.
 FRAMES_MAJOR = "melspecs-frames-major"
+#: The packed float16 copy of every track (`emotion_keras.data.packed`), written on first use.
+PACKED = "packed-float16.h5"
 # Fallback when the real durations are absent: log-normal fitted to the 18,486 tracks of
 # autotagging_moodtheme.tsv (median 9,511 frames; quartiles 6,492 and 12,577 give sigma 0.49),
 # clipped to the shortest and longest real tracks.
@@ -155,6 +157,45 @@ def ensure_corpus(
     if progress:
         print(file=sys.stderr)
     return info, True
+
+
+def ensure_packed(corpus_dir: Path, info: dict, progress: bool = True) -> Path:
+    """The corpus's packed float16 copy, written now (`pack_melspecs`) unless already there."""
+    from emotion_keras.data import packed
+    from emotion_keras.errors import DataFileError
+
+    path = Path(corpus_dir) / PACKED
+    subset = corpus_subset(Path(corpus_dir), info)
+    try:
+        if packed.open_packed(path).paths.tolist() == subset.melspec_paths.tolist():
+            return path
+    except DataFileError:
+        pass
+    if progress:
+        print(f"bench corpus: packing {len(subset)} tracks into {path} ...", file=sys.stderr)
+    packed.pack_melspecs(Path(corpus_dir) / "melspecs", [subset], path, dtype="float16")
+    return path
+
+
+def drop_page_cache(paths) -> None:
+    """Evicts `paths` from the page cache (`posix_fadvise(DONTNEED)`): a cold-cache start."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # dirty pages (a file just written) would stay cached
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def warm_file(path: Path) -> float:
+    """Reads one file once (a warm page cache); seconds."""
+    started = time.monotonic()
+    buffer = bytearray(8 << 20)
+    with open(path, "rb", buffering=0) as handle:
+        while handle.readinto(buffer):
+            pass
+    return time.monotonic() - started
 
 
 def warm_page_cache(data_dir: Path, subset: Subset) -> float:

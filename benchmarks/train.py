@@ -57,7 +57,9 @@ from benchmarks.corpus import (
     SHARED_META,
     corpus_subset,
     ensure_corpus,
+    ensure_packed,
     machine_description,
+    warm_file,
     warm_page_cache,
 )
 from emotion_keras.errors import ConfigError
@@ -229,9 +231,10 @@ def _numpy_reader_dataset(
 ):
     import keras
 
-    from emotion_keras.data.crops import CropReader
+    from emotion_keras.data.crops import open_reader
 
-    reader = CropReader(data_dir, subset, n_frames, crop_frames=CROP_FRAMES, n_bands=N_BANDS)
+    # A packed float16 corpus's crops stay float16: the model casts them on its device.
+    reader = open_reader(data_dir, subset, n_frames, crop_frames=CROP_FRAMES, n_bands=N_BANDS)
     labels = subset.labels.astype(np.float32)
     batches_per_epoch = len(subset) // batch_size
 
@@ -445,6 +448,7 @@ def run_train_benchmark(
     seed: int = 0,
     meta_dir: Path | None = SHARED_META,
     progress: bool = True,
+    packed: bool = False,
 ) -> dict:
     """Runs the training benchmark and returns its figures (see the module docstring).
 
@@ -461,6 +465,8 @@ def run_train_benchmark(
         seed: fixes the corpus, the crops and the model's initial weights.
         meta_dir: where the real durations are (None: use the fallback).
         progress: print progress to stderr.
+        packed: stream from the corpus's packed float16 copy (`melspecs pack`, written on first
+            use) instead of its `.npy` files.
 
     Returns:
         The figures of the first variant (float32 when sweeping) at the top level, every
@@ -505,9 +511,14 @@ def run_train_benchmark(
     )
     subset = corpus_subset(corpus_dir, info)
     data_dir = corpus_dir / "melspecs"
+    if packed:
+        data_dir = ensure_packed(corpus_dir, info, progress)
     load_before = os.getloadavg()[0]
     say(f"Warming the page cache: {tracks} tracks ({info['bytes'] / 1e9:.2f} GB) ...")
-    warm_page_cache(data_dir, subset)
+    if packed:
+        warm_file(data_dir)
+    else:
+        warm_page_cache(data_dir, subset)
     n_frames = scan_melspecs(data_dir, subset, n_bands=N_BANDS)
 
     gpu = _gpu_name()
@@ -554,6 +565,7 @@ def run_train_benchmark(
         "keras_version": keras.__version__,
         "device": gpu or machine_description()["cpu_model"],
         "streaming_source": streaming_source,
+        "streaming_format": "packed float16" if packed else "npy float32",
         "in_memory_source": in_memory_source,
         "input_bound_target": TARGET_INPUT_BOUND_RATIO,
         "training_flops": f"{TRAINING_FLOPS_PER_FORWARD} x forward (analytic count, "

@@ -13,7 +13,7 @@ from emotion_keras.config import Config
 #: has one; a test checks.
 FIELD_HELP = {
     "model": "architecture (emotion-keras models lists them)",
-    "data_dir": "melspec root of the real dataset (omit for the demo dataset)",
+    "data_dir": "melspec root or packed .h5 of the real dataset (omit for the demo dataset)",
     "meta_dir": "MTG-Jamendo metadata folder (splits/, tags/)",
     "split": "official split 0-4 (MediaEval 2019 used 0)",
     "n_bands": "mel bands of every melspec (the dataset's 96)",
@@ -27,6 +27,7 @@ FIELD_HELP = {
     "schedule": "paper (constant rate), original (Adam, then SGD with restarts from the best "
     "weights), or cosine (warm-up, then cosine decay to 0)",
     "validate_every": "validate every N epochs (and after the last)",
+    "val_cache_mb": "keep validation crops in RAM when they fit in N MB (0: read every time)",
     "monitor": "validation figure that picks the best checkpoint (default val_pr_auc_macro)",
     "early_stopping_patience": "stop after N validated epochs without improvement (0: never)",
     "seed": "fixes initialisation, shuffling and crops",

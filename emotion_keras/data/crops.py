@@ -50,6 +50,10 @@ class CropReader:
         n_bands: bands of every file.
     """
 
+    #: Batches are `[n, bands, frames]` float32 (a `PackedCropReader`'s are frames-major).
+    frames_major = False
+    dtype = np.dtype(np.float32)
+
     def __init__(self, data_dir: str | Path, subset: Subset, n_frames: np.ndarray, *,
                  crop_frames: int, n_bands: int):
         root = Path(data_dir)
@@ -102,3 +106,15 @@ class CropReader:
         """Random crops: `draws` (random integers) pick each crop's start uniformly."""
         return self.read(tracks, random_crop_start(self.n_frames[tracks], self.crop_frames,
                                                    draws), out)
+
+
+def open_reader(data_dir: str | Path, subset: Subset, n_frames: np.ndarray, *, crop_frames: int,
+                n_bands: int):
+    """The crop reader for `data_dir`: a `CropReader` for a melspec folder, a
+    `packed.PackedCropReader` for a packed corpus (frames-major batches in its stored dtype)."""
+    from emotion_keras.data import packed
+
+    if packed.is_packed(data_dir):
+        return packed.PackedCropReader(data_dir, subset, n_frames, crop_frames=crop_frames,
+                                       n_bands=n_bands)
+    return CropReader(data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands)

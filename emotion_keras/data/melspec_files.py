@@ -166,7 +166,8 @@ def scan_melspecs(data_dir: str | Path, subset: Subset, n_bands: int = N_BANDS,
     malformed file at once instead of failing mid-epoch on the first.
 
     Args:
-        data_dir: the melspec root (`00/ ... 99/` of `.npy` files).
+        data_dir: the melspec root (`00/ ... 99/` of `.npy` files), or a packed corpus
+            (`emotion_keras.data.packed`), whose index holds the frame counts.
         subset: the tracks, whose `melspec_paths` are relative to `data_dir`.
         n_bands: the band count every file must have.
         progress: told every 1,000 files (a scan of the real corpus takes seconds to minutes).
@@ -178,6 +179,10 @@ def scan_melspecs(data_dir: str | Path, subset: Subset, n_bands: int = N_BANDS,
         DataFileError: one error listing how many files are unusable and the first few with
             their problem (missing, not .npy, pickled, wrong shape, non-float, truncated).
     """
+    from emotion_keras.data import packed
+
+    if packed.is_packed(data_dir):  # a packed corpus: the frame counts are in its index
+        return packed.open_packed(data_dir).frames_of(subset, n_bands)
     root = check_melspec_root(data_dir)
     frames = np.zeros(len(subset), dtype=np.int64)
     problems = []

@@ -301,7 +301,19 @@ def _input_shape(config: Config) -> tuple[int, int, int]:
 
 
 def _data_settings(config: Config) -> dict:
-    return dict(crop_frames=config.crop_frames, n_bands=config.n_bands, seed=config.seed)
+    return dict(
+        crop_frames=config.crop_frames,
+        n_bands=config.n_bands,
+        seed=config.seed,
+        dtype=_crop_dtype(config),
+    )
+
+
+def _crop_dtype(config: Config) -> str:
+    """float16 crops for a float16 compute dtype (mixed precision on a GPU), else float32."""
+    from emotion_keras.training.optimization import precision_policy
+
+    return "float16" if precision_policy(config.mixed_precision) == "mixed_float16" else "float32"
 
 
 def _training_input(config: Config, data: _RunData, strategy, workers):
@@ -427,9 +439,12 @@ def _validation_predictor(
         crop_frames=config.crop_frames,
         batch_size=config.batch_size,
         n_bands=config.n_bands,
+        dtype=_crop_dtype(config),
         progress=progress,
     )
     val_set, val_frames = data.val_set, data.val_frames
+    if config.val_cache_mb:  # the regular crops are the same every epoch: read them once
+        settings["cache"] = pipeline.CropCache(config.val_cache_mb * 2**20)
 
     def predict_validation(model):
         if workers.count == 1:  # model.predict splits batches over this machine's replicas
@@ -642,6 +657,10 @@ def _log_start(config: Config, run: RunDir, data: _RunData, workers, completed: 
         config.val_crops,
         run,
     )
+    if config.data_dir is not None:
+        from emotion_keras.data.packed import describe_source
+
+        log.info("Reading crops from the %s", describe_source(config.data_dir))
     if workers.distributed:
         log.info(
             "Distributed: %s; global batch %d, %d per replica; synchronised BatchNormalization%s",

@@ -78,6 +78,32 @@ def test_benchmark_reports_every_figure_on_a_tiny_corpus(tmp_path):
         result["train_crops_per_s"] / result["baseline_crops_per_s"]
     )
     assert result["lengths_source"].startswith("built-in log-normal fallback")
+    # Both formats in one run, warm and cold.
+    packed = result["packed"]
+    assert (result["format"], result["dtype"]) == ("npy", "float32")
+    assert (packed["format"], packed["dtype"]) == ("packed", "float16")
+    for figures in (result, packed):
+        for key in (
+            "train_crops_per_s",
+            "eval_crops_per_s",
+            "eval_cached_crops_per_s",
+            "reader_1thread_crops_per_s",
+            "train_cpu_us_per_crop",
+            "cold_train_crops_per_s",
+            "cold_eval_crops_per_s",
+            "peak_rss_mb",
+        ):
+            assert figures[key] > 0, key
+        # A cold epoch reads from disk; a validation served by the crop cache reads less.
+        assert figures["disk_bytes_per_epoch"] > 0
+        assert figures["disk_bytes_per_cached_validation"] < figures["disk_bytes_per_validation"]
+    assert packed["speedup_vs_baseline"] == pytest.approx(
+        packed["train_crops_per_s"] / result["baseline_crops_per_s"]
+    )
+    assert packed["data_bytes"] < result["data_bytes"]  # float16: about half
+    assert "packed train_crops_per_s >= 8000" in result["targets_met"]
+    report = bench.format_report(result)
+    assert "packed float16 copy" in report and "cold page cache" in report
     assert result["machine"]["nproc"] >= 1
     json.dumps(result)  # the --json output
     assert "training crops/s" in bench.format_report(result)

@@ -153,6 +153,25 @@ def test_numpy_reader_dataset_reads_shuffled_random_crops_epoch_after_epoch(tmp_
     np.testing.assert_array_equal(data[3][0], data[3][0])  # an index always reads the same
 
 
+def test_numpy_reader_dataset_over_the_packed_copy_gives_the_npy_crops_rounded(tmp_path):
+    from benchmarks import corpus
+    from emotion_keras.data.melspec_files import scan_melspecs
+
+    info, _ = corpus.ensure_corpus(tmp_path / "c", 4, meta_dir=None, progress=False)
+    subset = corpus.corpus_subset(tmp_path / "c", info)
+    packed = corpus.ensure_packed(tmp_path / "c", info, progress=False)
+    assert corpus.ensure_packed(tmp_path / "c", info, progress=False) == packed  # reused
+    n_frames = scan_melspecs(packed, subset, n_bands=96)
+    settings = dict(batch_size=2, steps=3, seed=0)
+    from_npy = train_bench._numpy_reader_dataset(
+        tmp_path / "c" / "melspecs", subset, n_frames, **settings
+    )
+    from_packed = train_bench._numpy_reader_dataset(packed, subset, n_frames, **settings)
+    x16, y = from_packed[2]
+    assert x16.dtype == np.float16 and np.array_equal(y, from_npy[2][1])
+    assert np.array_equal(x16, from_npy[2][0].astype(np.float16))
+
+
 def test_benchmark_reports_consistent_figures_on_a_tiny_corpus(tmp_path):
     result = train_bench.run_train_benchmark(
         "baseline5",
@@ -201,6 +220,20 @@ def test_benchmark_reports_consistent_figures_on_a_tiny_corpus(tmp_path):
     json.dumps(result)  # the --json output
     report = train_bench.format_report(result)
     assert "streaming/s" in report and "target input_bound_ratio >= 0.95" in report
+    assert result["streaming_format"] == "npy float32"
+    packed = train_bench.run_train_benchmark(
+        "baseline5",
+        batch_size=2,
+        steps=1,
+        warmup_steps=1,
+        tracks=4,
+        corpus_dir=tmp_path / "c",
+        meta_dir=None,
+        progress=False,
+        packed=True,
+    )
+    assert packed["streaming_format"] == "packed float16"
+    assert packed["streaming_samples_per_s"] > 0
 
 
 @pytest.mark.parametrize(
