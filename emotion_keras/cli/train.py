@@ -35,6 +35,11 @@ FIELD_HELP = {
     "jit_compile": "compile the training step with XLA",
     "strategy": "tf.distribute strategy: auto (mirrored with several GPUs), default, mirrored, "
     "multiworker (set TF_CONFIG in every worker)",
+    "time_pooling": "model (its own pooling), or mean/max over time so that a paper model takes "
+    "crops of any length",
+    "eval_mode": "crops (val_crops/test_crops regular crops) or windows (sliding over the whole "
+    "track) for validation, evaluate and export",
+    "window_hop_frames": "frames between sliding windows (0: crop_frames)",
 }
 
 
