@@ -1,7 +1,8 @@
 """Evaluating a trained run as MediaEval scored it, and scoring prediction files.
 
 `evaluate_run` predicts the validation split (to choose per-tag thresholds) and the test split
-of a run's best checkpoint with regular-crop averaging (paper §3.3: 10 and 20 crops), and writes
+of a run's best checkpoint with regular-crop averaging (paper §3.3: 10 and 20 crops; or sliding
+windows over each whole track, the run's `eval_mode` "windows"), and writes
 predictions, decisions, thresholds, the official metrics and the per-tag table into the run
 directory (`write_evaluation`). `read_metrics` and `read_per_tag` read them back for tables.
 `score_files` scores `.npy` files against a ground truth (the `score` command).
@@ -44,7 +45,9 @@ def predict_subset(
 
     config = run.config
     n_frames = scan_melspecs(config.data_dir, subset, config.n_bands, progress)
-    log.info("Predicting %d tracks of %s with %d crops each...", len(subset), subset.name, n_crops)
+    hop = config.eval_hop_frames
+    each = f"{n_crops} crops each" if hop is None else f"windows {hop} frames apart"
+    log.info("Predicting %d tracks of %s with %s...", len(subset), subset.name, each)
     return pipeline.predict_tracks(
         run.model,
         config.data_dir,
@@ -54,6 +57,7 @@ def predict_subset(
         crop_frames=config.crop_frames,
         batch_size=config.batch_size,
         n_bands=config.n_bands,
+        hop_frames=hop,
         progress=progress,
     )
 

@@ -3,8 +3,10 @@
 The export's serving endpoint takes one full-length mel-spectrogram (float32 `[96, frames]`, any
 number of frames >= 1, unbatched: tracks differ in length) and returns the tag probabilities
 averaged over regular crops, computed in-graph exactly as `emotion-keras evaluate` computes them:
-crop i of K starts at `i * (frames - T) // (K - 1)`, and a track shorter than T frames is first
-padded as the training pipeline pads it (`emotion_keras.data.pipeline`). The tag names travel with
+crop i of K starts at `i * (frames - T) // (K - 1)` (or, for a run with `eval_mode` "windows",
+crop-long windows slide over the whole track, `pipeline.sliding_window_starts`), and a track
+shorter than T frames is first padded as the training pipeline pads it
+(`emotion_keras.data.pipeline`). The tag names travel with
 it, both as a second output and as `tags.txt`; the native `.keras` model is written beside it.
 
     OUT/saved_model/    tf.saved_model.load(...).serve(melspec) -> {"probabilities", "tags"}
@@ -70,12 +72,23 @@ def check_export_target(out_dir: str | Path, run_dir: str | Path, overwrite: boo
         refuse("holds an earlier export; give overwrite to replace it, or a new folder")
 
 
-def crop_average_fn(model, *, n_bands: int, crop_frames: int, n_crops: int, tags, pad_value: float):
+def crop_average_fn(
+    model,
+    *,
+    n_bands: int,
+    crop_frames: int,
+    n_crops: int,
+    tags,
+    pad_value: float,
+    hop_frames: int | None = None,
+):
     """A `tf.function` from one `[n_bands, frames]` melspec to crop-averaged probabilities.
 
     Args:
         model: a Keras model taking `[batch, n_bands, crop_frames, 1]`.
         n_bands, crop_frames, n_crops: the crop geometry (T and K).
+        hop_frames: None for K regular crops; else sliding windows this many frames apart over
+            the whole track, the last ending at its end (`n_crops` is then not used).
         tags: tag names, returned as the `tags` output.
         pad_value: what a track shorter than `crop_frames` is padded with at its end (the
             pipeline's rule, so the export agrees with evaluation).
@@ -91,7 +104,10 @@ def crop_average_fn(model, *, n_bands: int, crop_frames: int, n_crops: int, tags
             melspec, [[0, 0], [0, tf.maximum(crop_frames - frames, 0)]], constant_values=pad_value
         )
         span = tf.maximum(frames, crop_frames) - crop_frames
-        if n_crops > 1:
+        if hop_frames is not None:  # pipeline.sliding_window_starts, in-graph
+            count = 1 + (span + hop_frames - 1) // hop_frames
+            starts = tf.minimum(tf.range(count) * hop_frames, span)
+        elif n_crops > 1:
             starts = tf.range(n_crops) * span // (n_crops - 1)
         else:
             starts = tf.reshape(span // 2, [1])
@@ -112,6 +128,7 @@ def export_model(
     crop_frames: int,
     n_crops: int,
     pad_value: float,
+    hop_frames: int | None = None,
     source: str = "",
 ) -> Path:
     """Writes the SavedModel, the `.keras` model and the tag list to `out_dir` atomically."""
@@ -131,6 +148,7 @@ def export_model(
                 n_crops=n_crops,
                 tags=tags,
                 pad_value=pad_value,
+                hop_frames=hop_frames,
             ),
         )
         archive.write_out(str(tmp / "saved_model"), verbose=False)
@@ -144,7 +162,8 @@ def export_model(
                     "outputs": {"probabilities": f"float32 [{len(tags)}]", "tags": "string"},
                     "n_bands": n_bands,
                     "crop_frames": crop_frames,
-                    "n_crops": n_crops,
+                    "n_crops": n_crops if hop_frames is None else None,
+                    "hop_frames": hop_frames,
                     "pad_value": pad_value,
                     "source": source,
                     "tensorflow": tf.__version__,
@@ -163,7 +182,9 @@ def export_run(
     n_crops: int | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Exports the best checkpoint of a run (default: `RUN/export`), with the test crop count.
+    """Exports the best checkpoint of a run (default: `RUN/export`), averaging as the run's
+    evaluation does: its test crop count, or its sliding windows (`eval_mode` "windows").
+    `n_crops` asks for that many regular crops instead.
 
     An existing export folder is replaced only with `overwrite`; anything else already in
     `out_dir` is refused (`check_export_target`).
@@ -180,5 +201,6 @@ def export_run(
         crop_frames=run.config.crop_frames,
         n_crops=n_crops or run.config.test_crops,
         pad_value=MTG_JAMENDO.pad_value,
+        hop_frames=None if n_crops else run.config.eval_hop_frames,
         source=str(run.checkpoint),
     )

@@ -71,6 +71,7 @@ def load_predictor(path: str | Path) -> Predictor:
             n_crops=config.test_crops,
             tags=run.tags,
             pad_value=MTG_JAMENDO.pad_value,
+            hop_frames=config.eval_hop_frames,
         )
         return Predictor(run.tags, config.n_bands, thresholds, serve, str(run.checkpoint))
     raise ModelError(

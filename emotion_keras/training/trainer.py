@@ -156,6 +156,9 @@ class _RunData:
 def _train(
     config: Config, run: RunDir, verbose: int | None, callbacks, progress: Progress | None
 ) -> dict:
+    from emotion_keras.models import check_crop
+
+    check_crop(config.model, config.n_bands, config.crop_frames, config.time_pooling)
     strategy, workers = _start_strategy(config)
     config = resolve_data(config, progress)
     completed = _open_shared_run_dir(run, config, strategy, workers)
@@ -250,7 +253,11 @@ def _build_model(config: Config, strategy, n_tags: int):
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         return build_model(
-            config.model, input_shape=_input_shape(config), num_tags=n_tags, dropout=config.dropout
+            config.model,
+            input_shape=_input_shape(config),
+            num_tags=n_tags,
+            dropout=config.dropout,
+            time_pooling=config.time_pooling,
         )
 
 
@@ -300,6 +307,7 @@ def _validation_predictor(config: Config, data: _RunData, strategy, workers):
         crop_frames=config.crop_frames,
         batch_size=config.batch_size,
         n_bands=config.n_bands,
+        hop_frames=config.eval_hop_frames,
     )
     val_set, val_frames = data.val_set, data.val_frames
 

@@ -410,3 +410,10 @@ def test_sigkill_during_the_first_epoch_then_rerun_completes(tiny_demo, tmp_path
     assert result.returncode == 0, result.stderr[-2000:]
     assert list(pd.read_csv(run / "history.csv")["epoch"]) == [0]
     assert RunDir(run).read_state()["epoch"] == 1
+
+
+def test_a_crop_the_model_cannot_take_is_refused_before_the_run_starts(tmp_path):
+    config = Config(model="vgg6", crop_frames=128)
+    with pytest.raises(ConfigError, match=r"^crop_frames 128: model vgg6 takes 1280-2559 frames"):
+        training.train(config, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()
