@@ -34,8 +34,9 @@ MONITORS = ("val_pr_auc_macro", "val_roc_auc_macro", "val_pr_auc_micro", "val_ro
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
 #: `time_pooling`: the model's own pooling, or a global mean/max over time (short crops).
 TIME_POOLINGS = ("model", "mean", "max")
-#: `eval_mode`: K regular crops per track, or sliding windows over the whole track.
-EVAL_MODES = ("crops", "windows")
+#: `eval_mode`: K regular crops per track, sliding windows over the whole track, or the whole
+#: track in one pass.
+EVAL_MODES = ("crops", "windows", "track")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,7 +106,9 @@ class Config:
         eval_mode: how validation, `evaluate` and exports average a track: `crops` (`val_crops`
             and `test_crops` regular crops, paper §3.3) or `windows` (crop-long windows
             sliding over the whole track every `window_hop_frames`, the last one ending at the
-            track's end: every frame is seen, however long the track).
+            track's end: every frame is seen, however long the track), or `track` (the whole
+            track through the network in one pass, as the 2021 winner tested; models that
+            take any length only: `convs`).
         window_hop_frames: frames between window starts in `windows` mode; 0 means
             `crop_frames` (windows side by side).
     """

@@ -51,7 +51,11 @@ def test_string_overrides_are_coerced_to_field_types():
             r"^time_pooling 'median': expected one of model, mean, max$",
             r"^--time-pooling 'median'",
         ),
-        ({"eval_mode": "track"}, r"^eval_mode 'track': expected one of crops, windows$", r"^--e"),
+        (
+            {"eval_mode": "all"},
+            r"^eval_mode 'all': expected one of crops, windows, track$",
+            r"^--eval",
+        ),
         (
             {"crop_frames": 128, "window_hop_frames": 129},
             r"^window_hop_frames 129: must be 0 \(= crop_frames\) to crop_frames \(128\)",

@@ -37,8 +37,8 @@ FIELD_HELP = {
     "multiworker (set TF_CONFIG in every worker)",
     "time_pooling": "model (its own pooling), or mean/max over time so that a paper model takes "
     "crops of any length",
-    "eval_mode": "crops (val_crops/test_crops regular crops) or windows (sliding over the whole "
-    "track) for validation, evaluate and export",
+    "eval_mode": "crops (val_crops/test_crops regular crops), windows (sliding over the whole "
+    "track) or track (the whole track in one pass: convs) for validation, evaluate and export",
     "window_hop_frames": "frames between sliding windows (0: crop_frames)",
 }
 

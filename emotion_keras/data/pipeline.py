@@ -7,7 +7,8 @@ batches of 64. Evaluation reads K crops per track at regular intervals, crop i o
 `i * (n_frames - T) // (K - 1)` (K = 10 for validation, 20 for test), batched across tracks, and
 a track's prediction is the mean of its crops' sigmoid outputs. For models trained on short
 crops (the 2021 winner's 128-224 frames) evaluation can instead slide crop-long windows over the
-whole track (`hop_frames`, `sliding_window_starts`) and average those.
+whole track (`hop_frames`, `sliding_window_starts`) and average those, or read each whole track
+as one batch (`whole_track_dataset`) for a model that takes any length.
 
 How it streams: each dataset starts from track *indices* (`Dataset.range`), so shuffling, crop
 positions and sharding are decided on small integers before any file is touched; then one
@@ -49,7 +50,8 @@ from emotion_keras.progress import Progress
 PREFETCH_BATCHES = 2
 
 __all__ = ["PAD_VALUE", "CropReader", "data_errors", "eval_dataset", "predict_tracks",
-           "random_crop_start", "regular_crop_starts", "sliding_window_starts", "train_dataset"]
+           "predict_whole_tracks", "random_crop_start", "regular_crop_starts",
+           "sliding_window_starts", "train_dataset", "whole_track_dataset"]
 
 
 def regular_crop_starts(n_frames, crop_frames: int, n_crops: int) -> np.ndarray:
@@ -393,17 +395,7 @@ def predict_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *
     if n_tracks == 0:
         return np.zeros((0, subset.labels.shape[1]), dtype=np.float32)
     tracks, _ = evaluation_crops(n_frames, crop_frames, n_crops, hop_frames)
-    callbacks = []
-    if progress is not None:
-        import keras
-
-        n_batches = -(-len(tracks) // batch_size)
-
-        class Report(keras.callbacks.Callback):
-            def on_predict_batch_end(self, batch, logs=None):
-                progress(batch + 1, n_batches, f"{subset.name} batches")
-
-        callbacks.append(Report())
+    callbacks = _reporting_batches(progress, -(-len(tracks) // batch_size), subset)
     with data_errors():
         outputs = np.asarray(model.predict(dataset, verbose=0, callbacks=callbacks),
                              dtype=np.float64)
@@ -411,3 +403,69 @@ def predict_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *
     counts = np.bincount(tracks, minlength=n_tracks)
     sums = np.add.reduceat(per_crop, np.concatenate([[0], np.cumsum(counts)[:-1]]), axis=0)
     return (sums / counts[:, None]).astype(np.float32)
+
+
+def _reporting_batches(progress: Progress | None, n_batches: int, subset: Subset) -> list:
+    """Keras callbacks that tell `progress` after every predicted batch."""
+    if progress is None:
+        return []
+    import keras
+
+    class Report(keras.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            progress(batch + 1, n_batches, f"{subset.name} batches")
+
+    return [Report()]
+
+
+def whole_track_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
+                        min_frames: int, n_bands: int = N_BANDS) -> tf.data.Dataset:
+    """Every track whole, one per batch, in subset order.
+
+    A track shorter than `min_frames` (the training crop) is padded at its end to that length,
+    as the training pipeline pads it.
+
+    Returns:
+        A dataset of x float32 `[1, n_bands, frames, 1]`, frames varying from track to track.
+    """
+    _check_positive(min_frames=min_frames, n_bands=n_bands)
+    n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
+    reader = CropReader(data_dir, subset, n_frames, crop_frames=min_frames, n_bands=n_bands)
+
+    def read(track):
+        track = int(track)
+        out = np.empty((1, n_bands, max(int(n_frames[track]), min_frames)), dtype=np.float32)
+        return reader.read(np.array([track]), np.array([0]), out)
+
+    def read_track(track):
+        x = tf.numpy_function(_reporting(read), [track], tf.float32, stateful=False,
+                              name="read_track")
+        return tf.ensure_shape(x, [1, n_bands, None])[..., None]
+
+    return (tf.data.Dataset.range(len(subset))
+            .map(read_track, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(PREFETCH_BATCHES))
+
+
+def predict_whole_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *,
+                         min_frames: int, n_bands: int = N_BANDS,
+                         progress: Progress | None = None) -> np.ndarray:
+    """Each track's prediction from one pass of the whole track (`eval_mode` "track").
+
+    Args:
+        model: a Keras model taking `[1, n_bands, frames, 1]` of any number of frames and
+            returning `[1, n_tags]` (`emotion_keras.models.whole_track_model`).
+        data_dir, subset, n_frames, min_frames, n_bands: as `whole_track_dataset`.
+        progress: told after every track.
+
+    Returns:
+        float32 `[len(subset), n_tags]`, rows in subset order.
+    """
+    dataset = whole_track_dataset(data_dir, subset, n_frames, min_frames=min_frames,
+                                  n_bands=n_bands)
+    if len(subset) == 0:
+        return np.zeros((0, subset.labels.shape[1]), dtype=np.float32)
+    with data_errors():
+        outputs = model.predict(dataset, verbose=0,
+                                callbacks=_reporting_batches(progress, len(subset), subset))
+    return np.asarray(outputs, dtype=np.float32)

@@ -111,12 +111,53 @@ def input_sizes(name: str, time_pooling: str = "model") -> dict[str, tuple[int, 
     return get_architecture(name).input_sizes(time_pooling)
 
 
-def check_crop(name: str, n_bands: int, crop_frames: int, time_pooling: str = "model") -> None:
-    """Refuses a crop model `name` cannot take, naming the configuration fields to change.
+def whole_track_model(model: keras.Model) -> keras.Model:
+    """`model`'s layers, and so its weights, applied to inputs of any number of frames.
+
+    For a model whose architecture takes whole tracks (`Architecture.whole_tracks`: `convs`):
+    its layers form one chain, and none of them fixes the time axis, so the chain is applied
+    again to an input `[batch, bands, None, 1]`. At the training crop length the result equals
+    `model`'s; on a whole track `convs` averages the sigmoids of all its time windows, as the
+    original's test pass does. The variables are `model`'s own (nothing is copied).
 
     Raises:
-        ConfigError: one line naming `crop_frames`, `n_bands` or `time_pooling`.
+        ModelError: a model whose architecture does not take whole tracks.
     """
+    architecture = MODELS.get(model.name)
+    if architecture is None or not architecture.whole_tracks:
+        takes = [name for name, a in MODELS.items() if a.whole_tracks]
+        raise ModelError(
+            f"model {model.name}: cannot take a whole track in one pass (models that can: "
+            f"{', '.join(takes)})",
+            arguments=("model",),
+        )
+    inputs = keras.Input((model.input.shape[1], None, 1), name="melspec")
+    x = inputs
+    for layer in model.layers[1:]:
+        x = layer(x)
+    return keras.Model(inputs, x, name=f"{model.name}_whole_track")
+
+
+def check_crop(
+    name: str,
+    n_bands: int,
+    crop_frames: int,
+    time_pooling: str = "model",
+    eval_mode: str = "crops",
+) -> None:
+    """Refuses a crop (or an evaluation) model `name` cannot take, naming the configuration
+    fields to change.
+
+    Raises:
+        ConfigError: one line naming `crop_frames`, `n_bands`, `time_pooling` or `eval_mode`.
+    """
+    if eval_mode == "track" and not get_architecture(name).whole_tracks:
+        takes = [model for model, a in MODELS.items() if a.whole_tracks]
+        raise ConfigError(
+            f"eval_mode track: model {name} cannot take a whole track in one pass (models "
+            f"that can: {', '.join(takes)}); use eval_mode windows",
+            arguments=("eval_mode", "model"),
+        )
     if time_pooling not in arch.TIME_POOLINGS:
         raise ConfigError(
             f"time_pooling {time_pooling!r}: expected one of {', '.join(arch.TIME_POOLINGS)}",

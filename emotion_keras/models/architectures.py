@@ -319,6 +319,8 @@ class Architecture:
             `build_from_table` for the paper's models.
         sizes: `(table, time_pooling) -> {"bands": (low, high), "frames": (low, high)}`, the
             inclusive input sizes the builder accepts (high None: no limit).
+        whole_tracks: its layers, applied in order, take any number of frames, so a whole
+            track can go through them in one pass (`models.whole_track_model`).
     """
 
     name: str
@@ -327,6 +329,7 @@ class Architecture:
     trainable_params: int
     builder: Callable = build_from_table
     sizes: Callable = table_input_sizes
+    whole_tracks: bool = False
 
     def build(
         self,

@@ -23,6 +23,10 @@ are the same after a ReLU (nothing is below 0). Kernels are initialised as their
 56 tags it has 3,156,856 trainable ones, the original's count (`ORIGINAL_TRAINABLE` in
 `tests/models/test_convs.py` derives it layer by layer).
 
+Their test pass runs each whole track through the network at once (batch 1), which gives
+floor(ceil(frames / 32) / (T // 32)) windows; `emotion_keras.models.whole_track_model` applies
+these layers to inputs of any length for that (`eval_mode` "track").
+
 It takes at least 32 bands and 32 frames. The collapse kernel spans ceil(B / 32) bins, which is
 their `n_mels // 32` when B is a multiple of 32 (their code runs only those).
 """
@@ -158,4 +162,5 @@ CONVS_ARCHITECTURE = Architecture(
     3_156_856,
     builder=build_convs,
     sizes=convs_input_sizes,
+    whole_tracks=True,
 )

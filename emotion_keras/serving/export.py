@@ -4,7 +4,8 @@ The export's serving endpoint takes one full-length mel-spectrogram (float32 `[9
 number of frames >= 1, unbatched: tracks differ in length) and returns the tag probabilities
 averaged over regular crops, computed in-graph exactly as `emotion-keras evaluate` computes them:
 crop i of K starts at `i * (frames - T) // (K - 1)` (or, for a run with `eval_mode` "windows",
-crop-long windows slide over the whole track, `pipeline.sliding_window_starts`), and a track
+crop-long windows slide over the whole track, `pipeline.sliding_window_starts`; or, with
+"track", the whole track goes through the network in one pass), and a track
 shorter than T frames is first padded as the training pipeline pads it
 (`emotion_keras.data.pipeline`). The tag names travel with
 it, both as a second output and as `tags.txt`; the native `.keras` model is written beside it.
@@ -81,6 +82,7 @@ def crop_average_fn(
     tags,
     pad_value: float,
     hop_frames: int | None = None,
+    whole_track: bool = False,
 ):
     """A `tf.function` from one `[n_bands, frames]` melspec to crop-averaged probabilities.
 
@@ -89,6 +91,8 @@ def crop_average_fn(
         n_bands, crop_frames, n_crops: the crop geometry (T and K).
         hop_frames: None for K regular crops; else sliding windows this many frames apart over
             the whole track, the last ending at its end (`n_crops` is then not used).
+        whole_track: instead, the whole track (padded to `crop_frames` if shorter) in one pass
+            through `models.whole_track_model(model)`, which shares `model`'s variables.
         tags: tag names, returned as the `tags` output.
         pad_value: what a track shorter than `crop_frames` is padded with at its end (the
             pipeline's rule, so the export agrees with evaluation).
@@ -96,6 +100,10 @@ def crop_average_fn(
     import tensorflow as tf
 
     tag_names = tf.constant(list(tags))
+    if whole_track:
+        from emotion_keras.models import whole_track_model
+
+        track_model = whole_track_model(model)
 
     @tf.function(input_signature=[tf.TensorSpec([n_bands, None], tf.float32, name="melspec")])
     def serve(melspec):
@@ -103,6 +111,9 @@ def crop_average_fn(
         padded = tf.pad(
             melspec, [[0, 0], [0, tf.maximum(crop_frames - frames, 0)]], constant_values=pad_value
         )
+        if whole_track:
+            probabilities = track_model(padded[None, :, :, None], training=False)
+            return {"probabilities": tf.cast(probabilities[0], tf.float32), "tags": tag_names}
         span = tf.maximum(frames, crop_frames) - crop_frames
         if hop_frames is not None:  # pipeline.sliding_window_starts, in-graph
             count = 1 + (span + hop_frames - 1) // hop_frames
@@ -129,6 +140,7 @@ def export_model(
     n_crops: int,
     pad_value: float,
     hop_frames: int | None = None,
+    whole_track: bool = False,
     source: str = "",
 ) -> Path:
     """Writes the SavedModel, the `.keras` model and the tag list to `out_dir` atomically."""
@@ -149,6 +161,7 @@ def export_model(
                 tags=tags,
                 pad_value=pad_value,
                 hop_frames=hop_frames,
+                whole_track=whole_track,
             ),
         )
         archive.write_out(str(tmp / "saved_model"), verbose=False)
@@ -162,8 +175,9 @@ def export_model(
                     "outputs": {"probabilities": f"float32 [{len(tags)}]", "tags": "string"},
                     "n_bands": n_bands,
                     "crop_frames": crop_frames,
-                    "n_crops": n_crops if hop_frames is None else None,
+                    "n_crops": n_crops if hop_frames is None and not whole_track else None,
                     "hop_frames": hop_frames,
+                    "whole_track": whole_track,
                     "pad_value": pad_value,
                     "source": source,
                     "tensorflow": tf.__version__,
@@ -183,8 +197,8 @@ def export_run(
     overwrite: bool = False,
 ) -> Path:
     """Exports the best checkpoint of a run (default: `RUN/export`), averaging as the run's
-    evaluation does: its test crop count, or its sliding windows (`eval_mode` "windows").
-    `n_crops` asks for that many regular crops instead.
+    evaluation does: its test crop count, its sliding windows or one pass of the whole track
+    (`eval_mode`). `n_crops` asks for that many regular crops instead.
 
     An existing export folder is replaced only with `overwrite`; anything else already in
     `out_dir` is refused (`check_export_target`).
@@ -202,5 +216,6 @@ def export_run(
         n_crops=n_crops or run.config.test_crops,
         pad_value=MTG_JAMENDO.pad_value,
         hop_frames=None if n_crops else run.config.eval_hop_frames,
+        whole_track=not n_crops and run.config.eval_mode == "track",
         source=str(run.checkpoint),
     )

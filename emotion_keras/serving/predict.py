@@ -72,6 +72,7 @@ def load_predictor(path: str | Path) -> Predictor:
             tags=run.tags,
             pad_value=MTG_JAMENDO.pad_value,
             hop_frames=config.eval_hop_frames,
+            whole_track=config.eval_mode == "track",
         )
         return Predictor(run.tags, config.n_bands, thresholds, serve, str(run.checkpoint))
     raise ModelError(

@@ -158,7 +158,9 @@ def _train(
 ) -> dict:
     from emotion_keras.models import check_crop
 
-    check_crop(config.model, config.n_bands, config.crop_frames, config.time_pooling)
+    check_crop(
+        config.model, config.n_bands, config.crop_frames, config.time_pooling, config.eval_mode
+    )
     strategy, workers = _start_strategy(config)
     config = resolve_data(config, progress)
     completed = _open_shared_run_dir(run, config, strategy, workers)
@@ -298,29 +300,23 @@ def _training_input(config: Config, data: _RunData, strategy, workers):
 
 
 def _validation_predictor(config: Config, data: _RunData, strategy, workers):
-    """`model -> [n_validation_tracks, n_tags]` crop-averaged probabilities, on every worker."""
-    from emotion_keras.data import pipeline
+    """`model -> [n_validation_tracks, n_tags]` averaged probabilities, on every worker."""
+    from emotion_keras.evaluation.evaluate import predict_averaged
     from emotion_keras.training import distribute
 
-    settings = dict(
-        n_crops=config.val_crops,
-        crop_frames=config.crop_frames,
-        batch_size=config.batch_size,
-        n_bands=config.n_bands,
-        hop_frames=config.eval_hop_frames,
-    )
     val_set, val_frames = data.val_set, data.val_frames
 
     def predict_validation(model):
         if workers.count == 1:  # model.predict splits batches over this machine's replicas
-            return pipeline.predict_tracks(model, config.data_dir, val_set, val_frames, **settings)
+            return predict_averaged(model, config, val_set, val_frames, config.val_crops)
         share = distribute.contiguous_share(len(val_set), workers)
-        mine = pipeline.predict_tracks(
-            distribute.LocalPredictor(model),
-            config.data_dir,
+        mine = predict_averaged(
+            model,
+            config,
             val_set.take(share),
             val_frames[share.start : share.stop],
-            **settings,
+            config.val_crops,
+            wrap=distribute.LocalPredictor,
         )
         return distribute.gather_rows(
             strategy, mine, np.arange(share.start, share.stop), n_rows=len(val_set)

@@ -266,6 +266,38 @@ def test_window_averaged_predictions_are_the_mean_of_per_window_predictions(mels
                                rtol=1e-5, atol=1e-6)
 
 
+def any_length_model(n_tags=6):
+    inputs = keras.Input((BANDS, None, 1), name="melspec")
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(x))
+
+
+def test_whole_tracks_are_read_one_per_batch_padded_to_the_crop(melspec_corpus):
+    frames = [16, 40, 7]
+    root, subset = melspec_corpus(frames)
+    dataset = pipeline.whole_track_dataset(root, subset, min_frames=T, n_bands=BANDS)
+    batches = [batch.numpy() for batch in dataset]
+    assert [b.shape for b in batches] == [(1, BANDS, 16, 1), (1, BANDS, 40, 1), (1, BANDS, 16, 1)]
+    track, _, frame = decode(batches[1])
+    assert (track == 1).all() and (frame[0, 0] == np.arange(40)).all()
+    np.testing.assert_array_equal(batches[2][0, :, 7:, 0], PAD_VALUE)
+
+
+def test_whole_track_predictions_are_one_pass_per_track(melspec_corpus):
+    root, subset = melspec_corpus([16, 90, 5, 300], values="random")
+    model = any_length_model()
+    predicted = pipeline.predict_whole_tracks(model, root, subset, min_frames=T, n_bands=BANDS)
+    expected = []
+    for path in subset.melspec_paths:
+        melspec = np.load(root / path)
+        padded = np.pad(melspec, [(0, 0), (0, max(T - melspec.shape[1], 0))],
+                        constant_values=-200.0)
+        expected.append(np.asarray(model(padded[None, ..., None], training=False))[0])
+    assert predicted.shape == (4, 6) and predicted.dtype == np.float32
+    np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_predict_tracks_works_from_a_callback_during_fit(melspec_corpus):
     root, subset = melspec_corpus([40, 60, 80, 33, 20], values="random")
     model = crop_model(n_tags=6)

@@ -14,7 +14,14 @@ import pytest
 
 from emotion_keras.data.dataset import MTG_JAMENDO
 from emotion_keras.errors import ConfigError, ModelError
-from emotion_keras.models import MODELS, build_model, check_crop, input_sizes, model_summary
+from emotion_keras.models import (
+    MODELS,
+    build_model,
+    check_crop,
+    input_sizes,
+    model_summary,
+    whole_track_model,
+)
 
 
 def conv2d(c_in, c_out, kh, kw):
@@ -106,6 +113,37 @@ def test_output_is_the_average_of_the_windows_sigmoids():
     got = np.asarray(model(x, training=False))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(logits[:, 0, 0], logits[:, 0, 1])  # the windows do differ
+
+
+def test_a_whole_track_goes_through_the_same_layers_in_one_pass():
+    # The original's test pass: the whole track at once, windows of (training crop) // 32 steps.
+    model = build_model("convs", (32, 64, 1), num_tags=3)  # windows of 2 steps
+    track = whole_track_model(model)
+    assert track.input.shape == (None, 32, None, 1) and track.output.shape == (None, 3)
+    assert [w.path for w in track.weights] == [w.path for w in model.weights]  # shared
+    rng = np.random.default_rng(3)
+    crop = rng.normal(-30, 20, (2, 32, 64, 1)).astype("float32")
+    np.testing.assert_allclose(track(crop), model(crop), rtol=1e-6)
+    whole = rng.normal(-30, 20, (1, 32, 200, 1)).astype("float32")  # 7 steps: 3 windows
+    logits = whole
+    for layer in model.layers[1:]:  # the chain up to the logits, by hand
+        logits = layer(logits, training=False) if "dropout" in layer.name else layer(logits)
+        if layer.name == "logits":
+            break
+    logits = np.asarray(logits)
+    assert logits.shape == (1, 1, 3, 3)
+    expected = (1 / (1 + np.exp(-logits.astype(np.float64)))).mean(axis=(1, 2))
+    np.testing.assert_allclose(track(whole).numpy(), expected, rtol=1e-5, atol=1e-6)
+    # A 1,366-frame track through a model trained on 224-frame crops: ceil(1366 / 32) = 43
+    # steps, windows of 7, so 6 windows (the last step is dropped, as their AvgPool1d drops it).
+    x = keras.Input((96, 1366, 1))
+    for layer in build_model("convs", (96, 224, 1)).layers[1:]:
+        x = layer(x)
+        if layer.name == "collapse_pool":
+            break
+    assert tuple(x.shape[1:]) == (1, 6, 512)
+    with pytest.raises(ModelError, match=r"^model vgg6: cannot take a whole track in one pass"):
+        whole_track_model(build_model("vgg6"))
 
 
 def test_input_is_standardised_with_the_training_splits_statistics():
@@ -221,3 +259,6 @@ def test_a_crop_a_model_cannot_take_is_a_one_line_config_error():
         check_crop("convs", 96, 224, "mean")
     with pytest.raises(ConfigError, match=r"^n_bands 64: model vgg6 takes 96-191 bands$"):
         check_crop("vgg6", 64, 1280, "max")
+    check_crop("convs", 96, 224, eval_mode="track")
+    with pytest.raises(ConfigError, match=r"^eval_mode track: model vgg6 cannot take a whole"):
+        check_crop("vgg6", 96, 128, "mean", eval_mode="track")

@@ -14,6 +14,7 @@ from emotion_keras import training
 from emotion_keras.config import Config
 from emotion_keras.data import demo, metadata, pipeline
 from emotion_keras.data.melspec_files import scan_melspecs
+from emotion_keras.evaluation.evaluate import predict_averaged
 from emotion_keras.serving.export import crop_average_fn
 from emotion_keras.serving.predict import load_predictor
 
@@ -56,9 +57,32 @@ def test_the_served_graph_averages_the_sliding_windows_the_pipeline_reads(frames
         assert not np.allclose(regular(melspec)["probabilities"].numpy(), got)
 
 
+def test_the_served_graph_passes_a_whole_track_through_a_convs_model_at_once():
+    from emotion_keras.models import build_model, whole_track_model
+
+    model = build_model("convs", (32, 64, 1), num_tags=4)
+    serve = crop_average_fn(
+        model,
+        n_bands=32,
+        crop_frames=64,
+        n_crops=3,
+        tags=list("abcd"),
+        pad_value=-200.0,
+        whole_track=True,
+    )
+    track = whole_track_model(model)
+    rng = np.random.default_rng(0)
+    for frames in (300, 64, 20):
+        melspec = rng.normal(-30, 10, (32, frames)).astype("float32")
+        padded = np.pad(melspec, [(0, 0), (0, max(64 - frames, 0))], constant_values=-200.0)
+        expected = np.asarray(track(padded[None, ..., None], training=False))[0]
+        np.testing.assert_allclose(serve(melspec)["probabilities"].numpy(), expected, rtol=1e-5)
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("eval_mode", ["windows", "track"])
 def test_a_convs_demo_run_on_short_crops_trains_and_its_export_serves_whole_tracks(
-    tmp_path, capsys
+    eval_mode, tmp_path, capsys
 ):
     from emotion_keras.cli import main
 
@@ -69,7 +93,7 @@ def test_a_convs_demo_run_on_short_crops_trains_and_its_export_serves_whole_trac
         data_dir=str(data_dir),
         meta_dir=str(meta_dir),
         crop_frames=128,
-        eval_mode="windows",
+        eval_mode=eval_mode,
         window_hop_frames=96,
         epochs=1,
         batch_size=6,
@@ -82,15 +106,16 @@ def test_a_convs_demo_run_on_short_crops_trains_and_its_export_serves_whole_trac
     out = tmp_path / "export"
     assert main(["export", str(tmp_path / "run"), "--out", str(out)]) == 0
     described = json.loads((out / "export.json").read_text())
-    assert (described["crop_frames"], described["hop_frames"]) == (128, 96)
+    assert described["crop_frames"] == 128
+    assert (described["hop_frames"], described["whole_track"]) == (
+        (96, False) if eval_mode == "windows" else (None, True)
+    )
     test_set = metadata.read_subset(meta_dir, 0, "test")
     n_frames = scan_melspecs(data_dir, test_set)
     assert n_frames.min() > 2 * 128  # whole tracks, several windows each
     exported = load_predictor(out)
     served = np.stack([exported(np.load(data_dir / path)) for path in test_set.melspec_paths])
     run_model = keras.saving.load_model(tmp_path / "run" / "checkpoints" / "best.keras")
-    evaluated = pipeline.predict_tracks(
-        run_model, data_dir, test_set, n_frames, crop_frames=128, batch_size=6, hop_frames=96
-    )
+    evaluated = predict_averaged(run_model, config, test_set, n_frames, n_crops=3)
     np.testing.assert_allclose(served, evaluated, atol=1e-5)
     capsys.readouterr()
