@@ -20,7 +20,7 @@ RUN ?= runs/$(CONFIG)-$(MODEL)-split$(SPLIT)
 TRAIN_FLAGS := --run-dir $(RUN) $(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(SEED),--seed $(SEED)) $(if $(SCHEDULE),--schedule $(SCHEDULE)) \
 	$(if $(STRATEGY),--strategy $(STRATEGY)) $(if $(MIXED_PRECISION),--mixed-precision) $(if $(XLA),--jit-compile)
 
-.PHONY: help venv train evaluate export table melspec predict tensorboard test test-fast lint format bench
+.PHONY: help venv train evaluate export table ensemble melspec predict tensorboard test test-fast lint format bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ RUNS ?= $(patsubst %/metrics.json,%,$(wildcard runs/*/metrics.json))
 
 table: venv ## Print the paper's Table 2 (Markdown) for RUNS (default: evaluated runs/*); CSV=file
 	$(EK) table $(RUNS) $(if $(CSV),--csv $(CSV))
+
+ensemble: venv ## Average the evaluated RUNS="dir1 dir2 ..." into OUT (default runs/ensemble); OVERWRITE=1
+	$(EK) ensemble $(RUNS) --out $(or $(OUT),runs/ensemble) $(if $(OVERWRITE),--overwrite)
 
 $(VENV)/.audio: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[audio]'

@@ -44,7 +44,7 @@ class ModelError(EmotionKerasError):
 
 
 class TrainingError(EmotionKerasError):
-    """Training cannot go on (the loss diverged to NaN or infinity)."""
+    """Training cannot go on (the loss diverged to NaN or infinity, a worker was lost)."""
 
 
 @contextlib.contextmanager

@@ -10,7 +10,13 @@ A run directory holds everything needed to understand and reproduce a run:
     RUN/logs/              TensorBoard: train/, validation/, reports/
     RUN/predictions.npy, decisions.npy, thresholds.npy, metrics.json, per_tag.csv
                            the test evaluation (`emotion-keras evaluate`; metrics.json last)
+    RUN/val_predictions.npy
+                           the validation predictions the thresholds were chosen on
     RUN/export/            the default export folder
+
+An ensemble directory (`emotion-keras ensemble`) has no config.json; it holds `ensemble.json`
+(its members, split and tags), `members.csv` (Table 2 rows of the members and the ensemble) and
+the same evaluation files as a run.
 
 Other modules ask `RunDir` for a path instead of spelling a file name. `load_run` loads the best
 checkpoint with the configuration and tags, for evaluation, export and prediction.
@@ -26,6 +32,7 @@ from emotion_keras.config import Config
 from emotion_keras.errors import ModelError
 
 CONFIG_FILE = "config.json"
+ENSEMBLE_FILE = "ensemble.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +80,10 @@ class RunDir:
         """The checkpoint of (1-based) `epoch`."""
         return self.checkpoints / f"epoch-{epoch:04d}.keras"
 
+    def epoch_checkpoints(self) -> list[Path]:
+        """Every epoch checkpoint in the folder (one, but for a crash before the last clean-up)."""
+        return sorted(self.checkpoints.glob("epoch-[0-9]*.keras"))
+
     @property
     def logs(self) -> Path:
         return self.path / "logs"
@@ -91,6 +102,10 @@ class RunDir:
         return self.path / "thresholds.npy"
 
     @property
+    def val_predictions_file(self) -> Path:
+        return self.path / "val_predictions.npy"
+
+    @property
     def metrics_file(self) -> Path:
         return self.path / "metrics.json"
 
@@ -102,6 +117,15 @@ class RunDir:
     def default_export(self) -> Path:
         return self.path / "export"
 
+    # What `emotion-keras ensemble` writes (besides the evaluation files above).
+    @property
+    def ensemble_file(self) -> Path:
+        return self.path / ENSEMBLE_FILE
+
+    @property
+    def members_file(self) -> Path:
+        return self.path / "members.csv"
+
     def evaluation_dir(self, split: int, subset: str) -> RunDir:
         """Where an evaluation on another split or subset than the run's own test set goes."""
         return RunDir(self.path / f"eval-split-{split}-{subset}")
@@ -109,6 +133,9 @@ class RunDir:
     # Reading.
     def is_run(self) -> bool:
         return self.config_file.is_file()
+
+    def is_ensemble(self) -> bool:
+        return self.ensemble_file.is_file()
 
     def read_config(self) -> Config:
         if not self.is_run():

@@ -77,3 +77,41 @@ def melspec_corpus(tmp_path):
         return root, subset
 
     return make
+
+
+@pytest.fixture(scope="session")
+def evaluated_demo_runs(tmp_path_factory):
+    """Three tiny demo runs, trained (one epoch on 12 tracks) and evaluated once per session.
+
+    An ensemble's usual mix: two `vgg6` seeds with different crop lengths and a `baseline5`.
+    The test subset has 56 tracks so that every tag has a positive, as the official figures need.
+    For the slow tests only (about a minute on 2 cores).
+    """
+    from emotion_keras import training
+    from emotion_keras.config import Config
+    from emotion_keras.data import demo
+    from emotion_keras.evaluation.evaluate import evaluate_run
+
+    root = tmp_path_factory.mktemp("demo-runs")
+    demo.write_demo_dataset(root / "demo", n_train=12, n_validation=8, n_test=56)
+    data_dir, meta_dir = demo.demo_paths(root / "demo")
+    members = {
+        "vgg6-seed1": dict(model="vgg6", seed=1),
+        "vgg6-seed2-crop1408": dict(model="vgg6", seed=2, crop_frames=1408),
+        "baseline5-seed3": dict(model="baseline5", seed=3),
+    }
+    runs = []
+    for name, fields in members.items():
+        config = Config(
+            data_dir=str(data_dir),
+            meta_dir=str(meta_dir),
+            epochs=1,
+            batch_size=6,
+            val_crops=2,
+            test_crops=3,
+            **fields,
+        )
+        training.train(config, root / name, verbose=0)
+        evaluate_run(root / name)
+        runs.append(root / name)
+    return runs

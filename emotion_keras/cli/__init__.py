@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "train",
     "evaluate",
     "table",
+    "ensemble",
     "score",
     "export",
     "predict",

@@ -32,6 +32,12 @@ def register(subparsers) -> None:
         "validation). Other than the run's own test set, the results go to "
         "RUN_DIR/eval-split-N-SUBSET/",
     )
+    parser.add_argument(
+        "--data-dir", help="melspec root, if not where the run was trained (default: the run's)"
+    )
+    parser.add_argument(
+        "--meta-dir", help="metadata folder, if not where the run was trained (default: the run's)"
+    )
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON")
 
 
@@ -41,7 +47,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from emotion_keras.evaluation.metrics import format_scores
 
     metrics = evaluate_run(
-        args.run_dir, split=args.split, subset=args.subset, progress=ProgressLine("evaluate")
+        args.run_dir,
+        split=args.split,
+        subset=args.subset,
+        progress=ProgressLine("evaluate"),
+        data_dir=args.data_dir,
+        meta_dir=args.meta_dir,
     )
     print(json.dumps(metrics, indent=2) if args.json else format_scores(metrics))
     return 0

@@ -24,7 +24,13 @@ def register(subparsers) -> None:
         "the whole tracks x tags matrix.",
     )
     parser.add_argument(
-        "--predictions", required=True, metavar="P.npy", help="float scores [tracks, tags]"
+        "--predictions",
+        required=True,
+        nargs="+",
+        action="extend",
+        metavar="P.npy",
+        help="float scores [tracks, tags]; several files (or the flag repeated) are scored by "
+        "their mean, as an ensemble",
     )
     parser.add_argument(
         "--decisions", metavar="D.npy", help="bool (or 0/1) decisions [tracks, tags]"

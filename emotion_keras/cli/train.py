@@ -88,7 +88,7 @@ def run_train(args: argparse.Namespace) -> int:
     }
     config = load_experiment(args.config, **overrides)
     run_dir = args.run_dir or default_run_dir(args.config, config)
-    summary = train(config, run_dir, progress=ProgressLine("train: preparing"))
+    summary = train(config, run_dir, progress=ProgressLine("train"))
     if args.json:
         print(json.dumps(summary, indent=2))
     return 0

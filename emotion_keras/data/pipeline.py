@@ -19,9 +19,9 @@ Memory is a few batches, whatever the corpus size. One Python call per *batch* r
 crop keeps the interpreter's per-call cost (and the GIL) off the critical path, and batches are
 handed to TensorFlow without a copy. Figures and what bounds them: BENCHMARKS.md.
 
-Reproducibility: `seed` fixes the shuffling and the random crop positions of every epoch (both
-come from seeded `tf.data` ops that run before the parallel reads, whose outputs keep their
-order). Sharding for multi-worker training is by position in each epoch's shuffled order
+Reproducibility: epoch e's shuffling and random crop positions are a pure function of
+`(seed, e)` (stateless random ops, before the parallel reads, whose outputs keep their order), so
+a run resumed at epoch e reads what an uninterrupted run would have. Sharding for multi-worker training is by position in each epoch's shuffled order
 (`shard=(num_workers, index)`), before any read; this module does not set up distribution itself
 (`emotion_keras.training.distribute` does).
 
@@ -51,7 +51,7 @@ PREFETCH_BATCHES = 2
 
 __all__ = ["PAD_VALUE", "CropReader", "data_errors", "eval_dataset", "predict_tracks",
            "predict_whole_tracks", "random_crop_start", "regular_crop_starts",
-           "sliding_window_starts", "train_dataset", "whole_track_dataset"]
+           "sliding_window_starts", "steps_per_epoch", "train_dataset", "whole_track_dataset"]
 
 
 def regular_crop_starts(n_frames, crop_frames: int, n_crops: int) -> np.ndarray:
@@ -240,18 +240,29 @@ def _read_batches(batches: tf.data.Dataset, reader: CropReader, read, batch_size
             .prefetch(PREFETCH_BATCHES))
 
 
-def epoch_order(n_tracks: int, *, seed: int = 0, shuffle: bool = True,
+def _epoch_seeds(seed, epoch):
+    """Two stateless seeds of epoch `epoch`: one for its shuffle, one for its crop draws."""
+    key = tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    return tf.unstack(tf.random.experimental.stateless_split(key, num=2))
+
+
+def epoch_order(n_tracks: int, *, seed: int = 0, epoch=0, shuffle: bool = True,
                 shard: tuple[int, int] | None = None, global_batch: int | None = None,
                 name: str = "subset") -> tf.data.Dataset:
-    """The `(track index, crop draw)` pairs of each training epoch, before any file is read.
+    """The `(track index, crop draw)` pairs of training epoch `epoch`, before any file is read.
+
+    A pure function of `(seed, epoch)`: the shuffle and the draws come from stateless random
+    ops keyed by both, so an epoch is the same whenever and wherever it is made (a resumed run
+    sees the epochs an uninterrupted one would have).
 
     Args:
         n_tracks: tracks in the subset.
         seed, shuffle, shard, global_batch: as `train_dataset`.
+        epoch: the epoch (0-based), an int or a scalar int64 tensor.
         name: the subset's name, for messages.
 
     Returns:
-        A dataset of `(int64 track, int64 draw)`; each pass over it is one epoch.
+        A dataset of `(int64 track, int64 draw)`: one epoch.
     """
     if shard is not None and not (len(shard) == 2 and 0 <= shard[1] < shard[0]):
         raise ConfigError(f"shard={shard}: expected (num_shards, index) with "
@@ -260,14 +271,15 @@ def epoch_order(n_tracks: int, *, seed: int = 0, shuffle: bool = True,
         raise ConfigError(f"{name}: {n_tracks} tracks, fewer than one global batch of "
                           f"{global_batch}; lower batch_size or use more tracks",
                           arguments=("batch_size",))
-    tracks = tf.data.Dataset.range(n_tracks)
+    shuffle_seed, draw_seed = _epoch_seeds(seed, epoch)
+    tracks = tf.range(n_tracks, dtype=tf.int64)
     if shuffle:
-        tracks = tracks.shuffle(max(n_tracks, 1), seed=seed, reshuffle_each_iteration=True)
-    # One random integer per track and epoch picks its crop (`random_crop_start`); drawn by a
-    # seeded tf.data op, in order, so parallel reading cannot change which crop a track gets.
-    # Paired before any cut or shard: a track gets the same crop whatever the replicas.
-    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    elements = tf.data.Dataset.zip((tracks, draws))
+        tracks = tf.random.experimental.stateless_shuffle(tracks, seed=shuffle_seed)
+    # One random integer per position of the epoch picks that track's crop (`random_crop_start`);
+    # drawn before any cut or shard, so a track gets the same crop whatever the replicas.
+    draws = tf.random.stateless_uniform([n_tracks], seed=draw_seed, minval=None, maxval=None,
+                                        dtype=tf.int64)
+    elements = tf.data.Dataset.from_tensor_slices((tracks, draws))
     if global_batch is not None:
         elements = elements.take(n_tracks - n_tracks % global_batch)
     if shard is not None:
@@ -279,11 +291,14 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
                   crop_frames: int = 1280, batch_size: int = 64, n_bands: int = N_BANDS,
                   seed: int = 0, shuffle: bool = True, drop_remainder: bool = False,
                   shard: tuple[int, int] | None = None,
-                  global_batch: int | None = None) -> tf.data.Dataset:
+                  global_batch: int | None = None, first_epoch: int = 0,
+                  n_epochs: int | None = 1) -> tf.data.Dataset:
     """One random crop per track and epoch, with labels, in shuffled batches.
 
-    One pass over the dataset is one epoch over every track (of the shard); each pass shuffles
-    anew and draws new crop positions. The same `seed` gives the same sequence of epochs.
+    One pass over the dataset is `n_epochs` epochs, from epoch `first_epoch` on; each epoch
+    shuffles anew and draws new crop positions, and no batch spans two epochs. Epoch e is a
+    pure function of `(seed, e)` (`epoch_order`): whether it is read in a run's first pass or
+    after a resume, it is the same crops in the same order.
 
     Args:
         data_dir: the melspec root.
@@ -305,6 +320,8 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
             epoch) and batches drop no remainder, so that every step of every replica and
             worker is a full share of a full global batch (`batch_size` is then the
             per-replica batch). None: every track every epoch.
+        first_epoch: the first epoch of a pass (0-based; a resumed run starts after its last).
+        n_epochs: epochs in one pass; None: epochs without end.
 
     Returns:
         A dataset of `(x, y)`: x float32 `[batch, n_bands, crop_frames, 1]`, y float32 multi-hot
@@ -315,14 +332,21 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
             that became unreadable (wrap the loop in `data_errors()` to get it as itself).
     """
     _check_positive(crop_frames=crop_frames, batch_size=batch_size, n_bands=n_bands)
+    if n_epochs is not None:
+        _check_positive(n_epochs=n_epochs)
     n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
     reader = CropReader(data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands)
     labels = tf.constant(subset.labels, dtype=tf.float32)
 
-    elements = epoch_order(len(subset), seed=seed, shuffle=shuffle, shard=shard,
-                           global_batch=global_batch, name=subset.name)
     drop_remainder = drop_remainder or global_batch is not None
-    batches = elements.batch(batch_size, drop_remainder=drop_remainder)
+    settings = dict(seed=seed, shuffle=shuffle, shard=shard, global_batch=global_batch,
+                    name=subset.name)
+    epoch_order(len(subset), **settings)  # checks the settings here, not inside tf.data
+    epochs = (tf.data.Dataset.counter(first_epoch) if n_epochs is None
+              else tf.data.Dataset.range(first_epoch, first_epoch + n_epochs))
+    batches = epochs.flat_map(
+        lambda epoch: epoch_order(len(subset), epoch=epoch, **settings)
+        .batch(batch_size, drop_remainder=drop_remainder))
     dataset = _read_batches(batches, reader, reader.read_random,
                             batch_size if drop_remainder else None,
                             extra=lambda t: tf.gather(labels, t))
@@ -331,6 +355,14 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
         dataset = dataset.with_options(options)
     return dataset
+
+
+def steps_per_epoch(n_tracks: int, batch_size: int, *, drop_remainder: bool = False,
+                    global_batch: int | None = None) -> int:
+    """Batches of one `train_dataset` epoch (of every shard, with `global_batch`)."""
+    if global_batch is not None:
+        return n_tracks // global_batch
+    return n_tracks // batch_size if drop_remainder else -(-n_tracks // batch_size)
 
 
 def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops: int = 10,

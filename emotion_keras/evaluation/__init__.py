@@ -5,4 +5,5 @@
 - `thresholds`: per-tag decision thresholds chosen on validation.
 - `tables`: the paper's Tables 2 and 3 for evaluated runs.
 - `evaluate`: evaluating a run's best checkpoint into its run directory; scoring `.npy` files.
+- `ensemble`: averaging evaluated runs into a scored ensemble folder.
 """

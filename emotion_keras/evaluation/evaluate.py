@@ -104,6 +104,8 @@ def evaluate_run(
     split: int | None = None,
     subset: str = "test",
     progress: Progress | None = None,
+    data_dir: str | Path | None = None,
+    meta_dir: str | Path | None = None,
 ) -> dict:
     """Scores the best checkpoint of a run on `subset` of `split` and writes the results.
 
@@ -111,10 +113,21 @@ def evaluate_run(
     tag's F-score). Writes into the run directory (see `write_evaluation`); when the split or
     subset is not the run's own test set, into `RUN/eval-split-N-SUBSET/` instead.
 
+    Args:
+        data_dir, meta_dir: where the melspecs and metadata are now, if not where the run's
+            configuration says (the run was moved to another machine).
+
     Returns:
         The official metrics.
     """
     run = load_run(run_dir)
+    moved = {
+        name: str(value)
+        for name, value in (("data_dir", data_dir), ("meta_dir", meta_dir))
+        if value is not None
+    }
+    if moved:
+        run.config = run.config.replace(**moved).with_absolute_paths()
     config = run.config
     split = config.split if split is None else split
     test_set = metadata.read_subset(config.meta_dir, split, subset, tags=run.tags)
@@ -137,6 +150,8 @@ def write_evaluation(
     Writes, each file atomically (`metrics.json` last, so its presence means all are complete):
     `predictions.npy` (float32, tracks x tags, split order), `decisions.npy` (bool),
     `thresholds.npy` (float64, one per tag, chosen on validation by `choose_thresholds`),
+    `val_predictions.npy` (float32, the validation predictions they were chosen on, split order:
+    what an ensemble of runs averages),
     `metrics.json` (the official names) and `per_tag.csv` (`per_tag_table` of the test set).
 
     The figures are computed from the float32 predictions that are saved, so scoring the saved
@@ -166,6 +181,7 @@ def write_evaluation(
     atomic_save_npy(run.predictions_file, test_scores)
     atomic_save_npy(run.decisions_file, decisions)
     atomic_save_npy(run.thresholds_file, thresholds)
+    atomic_save_npy(run.val_predictions_file, val_scores)
     with atomic_path(run.per_tag_file) as tmp:
         per_tag.to_csv(tmp, index=False)
     atomic_write_text(run.metrics_file, json.dumps(metrics, indent=2) + "\n")
@@ -213,6 +229,11 @@ def read_per_tag(run_dir: str | Path | RunDir) -> pd.DataFrame:
     return per_tag
 
 
+def mean_predictions(members) -> np.ndarray:
+    """The element-wise mean of same-shaped prediction matrices, in float64 (an ensemble's)."""
+    return np.mean(np.stack([np.asarray(m, dtype=np.float64) for m in members]), axis=0)
+
+
 def score_files(
     predictions_path,
     *,
@@ -223,6 +244,10 @@ def score_files(
     subset: str = "test",
 ) -> dict[str, float]:
     """Official figures of a predictions file (and decisions file) against a ground truth.
+
+    `predictions_path` is one file or a list of files; several are scored by their element-wise
+    mean (in float64), the way every MediaEval ensemble submission was made. Each must have the
+    ground truth's shape.
 
     The ground truth comes either from a `.npy` file (bool `[tracks, tags]`, e.g. MediaEval's
     `groundtruth.npy`) or from the split TSVs under `meta_dir` (rows in TSV order, columns in
@@ -253,9 +278,18 @@ def _score_files(
         labels = metadata.read_subset(meta_dir, split, subset).labels
         truth_name = f"split-{split}/{subset} of meta_dir {meta_dir}"
         truth = as_truth(labels, truth_name)
-    predictions_name = f"predictions_path {predictions_path}"
-    predictions = as_predictions(load_array(predictions_path, "predictions_path"), predictions_name)
-    check_same_shape(truth, truth_name, predictions, predictions_name)
+    paths = (
+        [predictions_path] if isinstance(predictions_path, (str, Path)) else list(predictions_path)
+    )
+    if not paths:
+        raise ConfigError("predictions_path: give at least one predictions file")
+    members = []
+    for path in paths:
+        predictions_name = f"predictions_path {path}"
+        predictions = as_predictions(load_array(path, "predictions_path"), predictions_name)
+        check_same_shape(truth, truth_name, predictions, predictions_name)
+        members.append(predictions)
+    predictions = members[0] if len(members) == 1 else mean_predictions(members)
     decisions = None
     if decisions_path is not None:
         decisions_name = f"decisions_path {decisions_path}"

@@ -7,6 +7,8 @@ Everything a table shows is read from run directories (`emotion_keras.rundir`).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from emotion_keras.data.metadata import short_tag_name
@@ -56,30 +58,42 @@ def _table3_rows(frame: pd.DataFrame) -> list[list[str]]:
     ]
 
 
-def table2(run_dirs) -> pd.DataFrame:
+def table2(run_dirs, names: dict | None = None) -> pd.DataFrame:
     """The paper's Table 2 for evaluated run directories, with the published figures beside ours.
 
     Each run directory holds `config.json` (its `model` names the architecture) and `metrics.json`
     (from `evaluate.write_evaluation`). Published figures are for the split-0 test set; they are
-    left empty for runs of other splits and for models the paper does not have.
+    left empty for runs of other splits and for models the paper does not have. An ensemble
+    folder (`emotion_keras.evaluation.ensemble`) is a row too, its model column listing its
+    members' models, its architecture and published columns empty.
+
+    Args:
+        run_dirs: evaluated run directories and ensemble folders.
+        names: optional folder -> name shown in the `run` column (default: the folder's name).
 
     Returns:
         One row per run, columns `TABLE2_COLUMNS`.
     """
     rows = []
+    names = {Path(path): name for path, name in (names or {}).items()}
     for run in map(RunDir, run_dirs):
         metrics = read_metrics(run)
-        config = run.read_config()
-        conv_layers, residual, paper_pr, paper_roc = PAPER_TABLE2.get(
-            config.model, (None, None, None, None)
-        )
-        if config.split != 0:
+        if run.is_ensemble():
+            model, split = _ensemble_model_and_split(run)
+            conv_layers = residual = paper_pr = paper_roc = None
+        else:
+            config = run.read_config()
+            model, split = config.model, config.split
+            conv_layers, residual, paper_pr, paper_roc = PAPER_TABLE2.get(
+                model, (None, None, None, None)
+            )
+        if split != 0:
             paper_pr = paper_roc = None
         rows.append(
             {
-                "run": run.path.name,
-                "model": config.model,
-                "split": config.split,
+                "run": names.get(run.path, run.path.name),
+                "model": model,
+                "split": split,
                 "conv layers": conv_layers,
                 "residual": residual,
                 "PR-AUC-macro": float(metrics["PR-AUC-macro"]),
@@ -94,6 +108,13 @@ def table2(run_dirs) -> pd.DataFrame:
     for column in ("paper PR-AUC-macro", "paper ROC-AUC-macro"):
         frame[column] = frame[column].astype(float)
     return frame
+
+
+def _ensemble_model_and_split(run: RunDir) -> tuple[str, int]:
+    from emotion_keras.evaluation.ensemble import read_ensemble
+
+    description = read_ensemble(run.path)
+    return f"ensemble ({' + '.join(description['models'])})", int(description["split"])
 
 
 def table2_markdown(frame: pd.DataFrame) -> str:

@@ -22,6 +22,13 @@ epoch that died before its commit are removed on resume (`repair_run_records`), 
 finishes an interrupted copy to `best.keras` and deletes temporary files. `StopOnNaN` stops a
 diverged run with an error *before* its epoch is committed, so a resume never starts from NaN
 weights.
+
+A resumed run is the run that would have happened: the commit also records what a `.keras` file
+does not keep, namely the state of the model's random generators (dropout's
+`keras.random.SeedGenerator`s, `random_state`) and of every stateful callback
+(`ResumableEarlyStopping`'s patience count and best value, the best-so-far monitor), and the
+trainer puts them back before the next epoch; the input of every epoch is a pure function of
+`(seed, epoch)` (`data.pipeline`).
 """
 
 from __future__ import annotations
@@ -185,24 +192,78 @@ class StopOnNaN(keras.callbacks.Callback):
             )
 
 
+def _seed_states(model) -> list:
+    # A `keras.random.SeedGenerator` keeps its state in a variable of this name, which the model
+    # lists among its variables but not its weights, so a saved model loses it.
+    return [v for v in model.variables if v.path.split("/")[-1] == "seed_generator_state"]
+
+
+def random_state(model) -> list[list[int]]:
+    """The states of `model`'s random generators (dropout masks), in a fixed order."""
+    return [np.asarray(v).tolist() for v in _seed_states(model)]
+
+
+def set_random_state(model, states) -> None:
+    """Puts back states from `random_state` (a model built alike: same generators, same order)."""
+    variables = _seed_states(model)
+    if len(variables) != len(states):
+        raise ValueError(
+            f"{len(states)} saved random generator states for a model with {len(variables)}"
+        )
+    for variable, value in zip(variables, states):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """`keras.callbacks.EarlyStopping` whose patience count and best value survive a resume.
+
+    `ResumableCheckpoint` saves `resume_state()` with each commit; set `resume_from` to the saved
+    state before `model.fit` resumes the phase it belongs to (Keras resets the state at the
+    start of every `fit`).
+    """
+
+    resume_from: dict | None = None
+
+    def resume_state(self) -> dict:
+        best = None if self.best is None else float(np.asarray(self.best))
+        return {"wait": int(self.wait), "best": best, "best_epoch": int(self.best_epoch)}
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.resume_from:
+            self.wait = int(self.resume_from["wait"])
+            self.best = self.resume_from["best"]
+            self.best_epoch = int(self.resume_from["best_epoch"])
+
+
 class ResumableCheckpoint(keras.callbacks.Callback):
     """Atomic per-epoch checkpoints, the best model by a monitored metric, and resume state.
 
     Files in the run's `checkpoints/` folder (`RunDir`):
         `epoch-NNNN.keras`  the last completed epoch's full model, optimizer state included;
         `best.keras`        the model of the best epoch so far by `monitor` (a copy);
-        `state.json`        `{"epoch": N, "checkpoint": ..., "best": ..., "best_epoch": ...}`,
-                            the commit record of the run (see the module docstring).
+        `state.json`        `{"epoch": N, "checkpoint": ..., "best": ..., "best_epoch": ...,
+                            "random_state": ..., "callbacks": ..., "stopped": ...}`, the commit
+                            record of the run (see the module docstring).
 
     Args:
         run: the run directory.
         monitor: a `logs` key; epochs where it is absent do not change `best.keras`.
         mode: `max` or `min`.
+        resumables: callbacks with a `resume_state()` to commit, by name (they must run before
+            this one, so that their state includes the epoch).
     """
 
-    def __init__(self, run: RunDir, monitor: str = "val_pr_auc_macro", mode: str = "max"):
+    def __init__(
+        self,
+        run: RunDir,
+        monitor: str = "val_pr_auc_macro",
+        mode: str = "max",
+        resumables: dict | None = None,
+    ):
         super().__init__()
         self.run = run
+        self.resumables = dict(resumables or {})
         self.monitor = monitor
         self.better = np.greater if mode == "max" else np.less
         state = run.read_state()
@@ -232,6 +293,12 @@ class ResumableCheckpoint(keras.callbacks.Callback):
                     "monitor": self.monitor,
                     "best": self.best,
                     "best_epoch": self.best_epoch,
+                    "random_state": random_state(self.model),
+                    "callbacks": {
+                        name: callback.resume_state() for name, callback in self.resumables.items()
+                    },
+                    # An early stop ends the run: resuming it would train past the stop.
+                    "stopped": bool(self.model.stop_training),
                 },
                 indent=2,
             )
@@ -262,7 +329,8 @@ def repair_run_records(run: RunDir) -> int:
 
     After a crash at any instant: rows of epochs after the committed one are removed from
     `history.csv` and `val_per_tag.csv`, a copy to `best.keras` that the crash interrupted is
-    finished, and temporary files of interrupted writes are deleted.
+    finished, and temporary files of interrupted writes and checkpoints other than the
+    committed one are deleted.
     """
     state = run.read_state()
     completed = int(state.get("epoch", 0))
@@ -270,6 +338,8 @@ def repair_run_records(run: RunDir) -> int:
     leftovers = list(run.checkpoints.glob(".*.tmp*")) if run.checkpoints.is_dir() else []
     for record in (run.history_file, run.per_tag_history_file):
         leftovers += record.parent.glob(f".{record.name}.*.tmp*")
+    # A crash between a commit and the removal of the previous epoch's checkpoint leaves it.
+    leftovers += [path for path in run.epoch_checkpoints() if path.name != state.get("checkpoint")]
     for leftover in leftovers:
         if leftover.is_file():
             leftover.unlink(missing_ok=True)

@@ -7,8 +7,12 @@
   CPU devices when it has no GPU).
 - `multiworker`: `tf.distribute.MultiWorkerMirroredStrategy`, configured by the standard
   `TF_CONFIG` environment variable of each worker process (cluster addresses and the process's
-  own task). It must be created before any other TensorFlow operation, so `train` creates it
-  first thing.
+  own task), or, without `TF_CONFIG`, by the environment Slurm gives each task of a job step
+  (`srun`: `SLURM_PROCID`, `SLURM_STEP_NUM_TASKS`, `SLURM_STEP_NODELIST`,
+  `SLURM_STEP_TASKS_PER_NODE`), read by TensorFlow's `SlurmClusterResolver` (`slurm_cluster`):
+  every task is a worker, task 0 the chief, listening on port `SLURM_PORT_BASE` (+ its rank on
+  its node; `EMOTION_KERAS_PORT_BASE` overrides it). It must be created before any other
+  TensorFlow operation, so `train` creates it first thing.
 - `auto`: `mirrored` when more than one GPU is visible, else `default`.
 
 What changes with several replicas (the rest of training is unchanged):
@@ -38,6 +42,7 @@ Keras 3's `fit` needs two work-arounds under a multi-replica strategy; they live
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -45,7 +50,18 @@ import os
 
 import numpy as np
 
-from emotion_keras.errors import ConfigError
+from emotion_keras.errors import ConfigError, TrainingError
+
+#: The first port of the workers of a Slurm job on each node (TensorFlow's default).
+SLURM_PORT_BASE = 8888
+
+#: What `srun` sets in every task's environment, and `slurm_cluster` reads.
+SLURM_VARIABLES = (
+    "SLURM_PROCID",
+    "SLURM_STEP_NUM_TASKS",
+    "SLURM_STEP_NODELIST",
+    "SLURM_STEP_TASKS_PER_NODE",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,9 +96,10 @@ def check_tf_config() -> dict:
     raw = os.environ.get("TF_CONFIG")
     if not raw:
         raise ConfigError(
-            "strategy multiworker: the TF_CONFIG environment variable is not set; "
-            'each worker needs it, e.g. {"cluster": {"worker": ["host1:port", '
-            '"host2:port"]}, "task": {"type": "worker", "index": 0}}',
+            "strategy multiworker: the TF_CONFIG environment variable is not set (nor is "
+            "this a Slurm job step started by srun); each worker needs it, e.g. "
+            '{"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": '
+            '"worker", "index": 0}}',
             arguments=("strategy",),
         )
     try:
@@ -105,11 +122,58 @@ def check_tf_config() -> dict:
     return tf_config
 
 
+def in_slurm_step() -> bool:
+    """Whether this process is a task of a Slurm job step (started by `srun`)."""
+    return all(name in os.environ for name in SLURM_VARIABLES)
+
+
+def slurm_cluster():
+    """The cluster of this Slurm job step, as TensorFlow's `SlurmClusterResolver` reads it.
+
+    Every task is a worker; task (rank) 0 is the chief. GPUs are left as Slurm assigned them
+    (`--gpus-per-task`): this process uses the GPUs it sees.
+
+    Returns:
+        A `tf.distribute.cluster_resolver.SimpleClusterResolver` with the cluster, this task and
+        its GPU count.
+
+    Raises:
+        ConfigError: the Slurm variables are inconsistent (more tasks than the nodes hold).
+    """
+    import tensorflow as tf
+
+    resolvers = tf.distribute.cluster_resolver
+    port_base = int(os.environ.get("EMOTION_KERAS_PORT_BASE", SLURM_PORT_BASE))
+    try:
+        # One pretend GPU per task only to satisfy the resolver's GPU bookkeeping (it cannot
+        # place zero GPUs per task); auto_set_gpu=False: CUDA_VISIBLE_DEVICES stays Slurm's.
+        slurm = resolvers.SlurmClusterResolver(
+            port_base=port_base, gpus_per_node=1024, gpus_per_task=1, auto_set_gpu=False
+        )
+        cluster = slurm.cluster_spec()
+    except (RuntimeError, ValueError) as error:
+        variables = ", ".join(f"{name}={os.environ.get(name)!r}" for name in SLURM_VARIABLES)
+        raise ConfigError(
+            f"strategy multiworker: the Slurm environment does not describe a job step "
+            f"({error}; {variables})",
+            arguments=("strategy",),
+        ) from None
+    return resolvers.SimpleClusterResolver(
+        cluster,
+        task_type=slurm.task_type,
+        task_id=slurm.task_id,
+        num_accelerators={"GPU": len(tf.config.list_physical_devices("GPU"))},
+        rpc_layer="grpc",
+    )
+
+
 def make_strategy(name: str):
     """The `tf.distribute` strategy that `Config.strategy` names (see the module docstring)."""
     import tensorflow as tf
 
     if name == "multiworker":
+        if not os.environ.get("TF_CONFIG") and in_slurm_step():
+            return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=slurm_cluster())
         check_tf_config()
         return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
@@ -136,6 +200,35 @@ def workers_of(strategy) -> Workers:
     task_type, task_id = resolver.task_type, int(resolver.task_id)
     index = task_id if task_type == "chief" else chiefs + task_id
     return Workers(count=count, index=index, is_chief=index == 0, replicas=replicas)
+
+
+@contextlib.contextmanager
+def lost_workers(workers: Workers, completed_epochs):
+    """Turns the collective error a worker meets when another one dies into a one-line
+    `TrainingError` that says how to go on.
+
+    TensorFlow cannot replace a worker within a running job: when one stops (killed,
+    preempted), the others' collectives abort (within seconds: the workers exchange
+    heartbeats) and every worker must be started again, as Keras's `BackupAndRestore` expects.
+    The run directory then resumes all of them after the last committed epoch.
+
+    Args:
+        workers: this process's place in the cluster (nothing is caught with one worker).
+        completed_epochs: `() -> int`, the epochs committed so far (read when it happens).
+    """
+    import tensorflow as tf
+
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as error:
+        if workers.count == 1:
+            raise
+        reason = next((line for line in str(error.message).splitlines() if "task" in line), "")
+        raise TrainingError(
+            f"worker {workers.index} of {workers.count} lost the others "
+            f"({reason.strip() or type(error).__name__}); the run directory keeps epoch "
+            f"{completed_epochs()}: start every worker again with the same command to resume"
+        ) from None
 
 
 def per_replica_batch(batch_size: int, workers: Workers) -> int:
@@ -166,9 +259,9 @@ def distributed_dataset(strategy, make_dataset):
         shard = None
         if context.num_input_pipelines > 1:
             shard = (context.num_input_pipelines, context.input_pipeline_id)
-        # Keras would take this pipeline's batch count (the batches of all its replicas) for the
-        # steps of an epoch, and each epoch would end early when the input runs out; with an
-        # unknown count it steps until the input ends and counts the steps it took.
+        # An unknown length: Keras then keeps one iterator for the pass, epoch after epoch, and
+        # `steps_per_epoch` tells where each ends (this pipeline's batch count, the batches of
+        # all its replicas, is not a count of global steps).
         return make_dataset(shard).filter(lambda *_: True)
 
     return strategy.distribute_datasets_from_function(worker_dataset)

@@ -15,7 +15,9 @@
 
 What is in a run directory: `emotion_keras.rundir`. A run killed at any instant (SIGKILL
 included) loses at most the epoch in progress, and running the same command again resumes after
-the last completed epoch with optimizer state intact.
+the last completed epoch as the uninterrupted run would have gone on: weights, optimizer state,
+dropout's random generators and the callbacks' state come back from the commit, and every
+epoch's input is a pure function of `(seed, epoch)`.
 
 Progress goes to the `emotion_keras` logger (the command line prints it); Keras prints its own
 progress bar according to `verbose`.
@@ -27,7 +29,6 @@ import dataclasses
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -134,7 +135,8 @@ def train(
         verbose: Keras progress output (default: a bar on a terminal, a line per epoch otherwise).
         callbacks: more Keras callbacks, run after the run's own (they see the validation AUCs
             in `logs`).
-        progress: told about long start-up work (writing the demo data, scanning headers).
+        progress: told about long work outside Keras's own progress bar: writing the demo data,
+            scanning headers, validating after an epoch.
 
     Returns:
         A summary: run directory, epochs done, best monitored value and epoch, last logs.
@@ -164,6 +166,14 @@ def _train(
     strategy, workers = _start_strategy(config)
     config = resolve_data(config, progress)
     completed = _open_shared_run_dir(run, config, strategy, workers)
+    if run.read_state().get("stopped"):
+        log.info(
+            "%s: stopped early after epoch %d (early_stopping_patience %d); nothing to do",
+            run,
+            completed,
+            config.early_stopping_patience,
+        )
+        return _summary(run, completed, {})
     if completed >= config.epochs:
         log.info(
             "%s: already trained for %d epochs; nothing to do (raise epochs above %d to "
@@ -176,20 +186,32 @@ def _train(
     data = _read_data(config, run, workers.is_chief, progress)
     model = _build_model(config, strategy, n_tags=len(data.train_set.tags))
     train_input = _training_input(config, data, strategy, workers)
-    run_callbacks, reports = _callbacks(
+    run_callbacks, reports, resumables = _callbacks(
         config,
         run,
         data,
         completed,
         workers,
-        _validation_predictor(config, data, strategy, workers),
+        _validation_predictor(config, data, strategy, workers, progress),
     )
     run_callbacks += list(callbacks)
     _log_start(config, run, data, workers, completed)
     started = time.monotonic()
-    history = _fit_phases(
-        model, config, run, train_input, run_callbacks, strategy, workers, completed, verbose
-    )
+    from emotion_keras.training.distribute import lost_workers
+
+    with lost_workers(workers, lambda: int(run.read_state().get("epoch", 0))):
+        history = _fit_phases(
+            model,
+            config,
+            run,
+            train_input,
+            run_callbacks,
+            resumables,
+            strategy,
+            workers,
+            completed,
+            verbose,
+        )
     if reports is not None:
         reports.close()
     if workers.count > 1:
@@ -272,35 +294,51 @@ def _data_settings(config: Config) -> dict:
 
 
 def _training_input(config: Config, data: _RunData, strategy, workers):
-    """The training batches: one pipeline, or one per worker feeding its replicas."""
+    """`(first_epoch, stop) -> (batches, steps per epoch)`: the training input of epochs
+    `first_epoch` to `stop - 1` in one pass, from one pipeline or one per worker feeding its
+    replicas."""
     from emotion_keras.data import pipeline
     from emotion_keras.training import distribute
 
-    if not workers.distributed:
-        return pipeline.train_dataset(
-            config.data_dir,
-            data.train_set,
-            data.train_frames,
-            batch_size=config.batch_size,
-            **_data_settings(config),
+    def epochs(first_epoch: int, stop: int):
+        epoch_range = dict(first_epoch=first_epoch, n_epochs=stop - first_epoch)
+        if not workers.distributed:
+            steps = pipeline.steps_per_epoch(len(data.train_set), config.batch_size)
+            return pipeline.train_dataset(
+                config.data_dir,
+                data.train_set,
+                data.train_frames,
+                batch_size=config.batch_size,
+                **epoch_range,
+                **_data_settings(config),
+            ), steps
+        replica_batch = distribute.per_replica_batch(config.batch_size, workers)
+        steps = pipeline.steps_per_epoch(
+            len(data.train_set), replica_batch, global_batch=config.batch_size
         )
-    replica_batch = distribute.per_replica_batch(config.batch_size, workers)
-    return distribute.distributed_dataset(
-        strategy,
-        lambda shard: pipeline.train_dataset(
-            config.data_dir,
-            data.train_set,
-            data.train_frames,
-            batch_size=replica_batch,
-            shard=shard,
-            global_batch=config.batch_size,
-            **_data_settings(config),
-        ),
-    )
+        return distribute.distributed_dataset(
+            strategy,
+            lambda shard: pipeline.train_dataset(
+                config.data_dir,
+                data.train_set,
+                data.train_frames,
+                batch_size=replica_batch,
+                shard=shard,
+                global_batch=config.batch_size,
+                **epoch_range,
+                **_data_settings(config),
+            ),
+        ), steps
+
+    return epochs
 
 
-def _validation_predictor(config: Config, data: _RunData, strategy, workers):
-    """`model -> [n_validation_tracks, n_tags]` averaged probabilities, on every worker."""
+def _validation_predictor(
+    config: Config, data: _RunData, strategy, workers, progress: Progress | None = None
+):
+    """`model -> [n_validation_tracks, n_tags]` probabilities averaged as `config.eval_mode`
+    says (`evaluation.evaluate.predict_averaged`), on every worker; `progress` is told after
+    every batch."""
     from emotion_keras.evaluation.evaluate import predict_averaged
     from emotion_keras.training import distribute
 
@@ -308,7 +346,9 @@ def _validation_predictor(config: Config, data: _RunData, strategy, workers):
 
     def predict_validation(model):
         if workers.count == 1:  # model.predict splits batches over this machine's replicas
-            return predict_averaged(model, config, val_set, val_frames, config.val_crops)
+            return predict_averaged(
+                model, config, val_set, val_frames, config.val_crops, progress=progress
+            )
         share = distribute.contiguous_share(len(val_set), workers)
         mine = predict_averaged(
             model,
@@ -316,6 +356,7 @@ def _validation_predictor(config: Config, data: _RunData, strategy, workers):
             val_set.take(share),
             val_frames[share.start : share.stop],
             config.val_crops,
+            progress=progress,
             wrap=distribute.LocalPredictor,
         )
         return distribute.gather_rows(
@@ -328,12 +369,14 @@ def _validation_predictor(config: Config, data: _RunData, strategy, workers):
 def _callbacks(
     config: Config, run: RunDir, data: _RunData, completed: int, workers, predict_validation
 ):
-    """The run's callbacks in the order they must run, and its TensorBoard reports (chief)."""
+    """The run's callbacks in the order they must run, its TensorBoard reports (chief), and
+    the callbacks whose state the checkpoint commits, by name."""
     import keras
 
     from emotion_keras.training.callbacks import (
         HistoryRecord,
         ResumableCheckpoint,
+        ResumableEarlyStopping,
         StopOnNaN,
         ValidationAUC,
     )
@@ -349,6 +392,13 @@ def _callbacks(
     # First of all, StopOnNaN: a NaN loss stops the run before any callback ends the epoch.
     # Then ValidationAUC: the callbacks after it read the figures it adds to `logs`.
     run_callbacks = [StopOnNaN(), validation]
+    # Every worker stops alike (they compute the same AUCs); it runs before the checkpoint,
+    # which commits its state with the epoch.
+    resumables = {}
+    if config.early_stopping_patience:
+        resumables["early_stopping"] = ResumableEarlyStopping(
+            monitor=config.monitor, mode="max", patience=config.early_stopping_patience
+        )
     reports = None
     if chief:
         from emotion_keras.data import pipeline
@@ -368,19 +418,17 @@ def _callbacks(
                     **_data_settings(config),
                 )
             )
+        reports.best = run.read_state().get("best")  # the best so far, on a resume
         run_callbacks += [
             # The records first, then the checkpoint's commit (see training.callbacks).
             HistoryRecord(run.history_file),
-            ResumableCheckpoint(run, monitor=config.monitor),
+            *resumables.values(),
+            ResumableCheckpoint(run, monitor=config.monitor, resumables=resumables),
             keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False),
         ]
-    if config.early_stopping_patience:
-        run_callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=config.monitor, mode="max", patience=config.early_stopping_patience
-            )
-        )
-    return run_callbacks, reports
+    else:
+        run_callbacks += list(resumables.values())
+    return run_callbacks, reports, resumables
 
 
 def _fit_phases(
@@ -389,6 +437,7 @@ def _fit_phases(
     run: RunDir,
     train_input,
     run_callbacks,
+    resumables: dict,
     strategy,
     workers,
     completed: int,
@@ -406,6 +455,7 @@ def _fit_phases(
     for phase in schedule_phases(config):
         if completed >= phase.stop:
             continue
+        first_epoch = max(completed, phase.start)
         with strategy.scope():
             compile_model(model, phase, config.jit_compile)
             prepare_fit(model, strategy, workers, _input_shape(config), model.output.shape[-1])
@@ -419,20 +469,20 @@ def _fit_phases(
                     phase.optimizer,
                     phase.learning_rate,
                 )
+            elif completed:  # a resume at a phase change without a best model: the last weights
+                restore_last(model, run, optimizer=False)
+            restore_run_state(model, run, resumables, resume_phase=completed > phase.start)
+        batches, steps = train_input(first_epoch, phase.stop)
         # A file that broke after the start-up scan (NaN values, deleted, truncated) fails inside
         # the pipeline's numpy call: data_errors surfaces our one-line message, not TF's trace.
-        with (
-            pipeline.data_errors(),
-            synchronized_batch_norm(model, workers.replicas > 1),
-            warnings.catch_warnings(),
-        ):
-            # A distributed epoch's step count is unknown until its input ends, and Keras warns
-            # that the input "ran out of data" when it does: that is the end of the epoch.
-            warnings.filterwarnings("ignore", message="Your input ran out of data")
+        # One pass over `batches` is every epoch of the phase, `steps` batches each: Keras keeps
+        # one iterator across the epochs when it is given `steps_per_epoch`.
+        with pipeline.data_errors(), synchronized_batch_norm(model, workers.replicas > 1):
             history = model.fit(
-                train_input,
+                batches,
                 epochs=phase.stop,
-                initial_epoch=max(completed, phase.start),
+                initial_epoch=first_epoch,
+                steps_per_epoch=steps,
                 callbacks=run_callbacks,
                 verbose=verbose,
                 shuffle=False,
@@ -445,11 +495,28 @@ def _fit_phases(
     return history
 
 
-def restore_last(model, run: RunDir) -> None:
-    """Loads the last epoch's weights and optimizer state into a compiled `model`."""
+def restore_last(model, run: RunDir, optimizer: bool = True) -> None:
+    """Loads the last epoch's weights, and optimizer state, into a compiled `model`."""
     state = run.read_state()
-    model.optimizer.build(model.trainable_variables)
-    model.load_weights(run.checkpoints / state["checkpoint"])
+    path = run.checkpoints / state["checkpoint"]
+    if optimizer:
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(path)
+    else:
+        restore_best_weights(model, path)
+
+
+def restore_run_state(model, run: RunDir, resumables: dict, resume_phase: bool) -> None:
+    """Puts back what the commit recorded besides the model file: the random generators'
+    state, and (resuming within a phase; `fit` starts each phase afresh) the callbacks'."""
+    from emotion_keras.training.callbacks import set_random_state
+
+    state = run.read_state()
+    if state.get("random_state") is not None:
+        set_random_state(model, state["random_state"])
+    saved = state.get("callbacks", {}) if resume_phase else {}
+    for name, callback in resumables.items():
+        callback.resume_from = saved.get(name)
 
 
 def restore_best_weights(model, path: Path) -> None:

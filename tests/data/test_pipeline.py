@@ -95,28 +95,42 @@ def test_an_epoch_reads_one_crop_of_every_track_with_its_labels(melspec_corpus):
 
 def test_every_epoch_reshuffles_and_draws_new_crops(melspec_corpus):
     root, subset = melspec_corpus([500] * 24)
-    dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=8, n_bands=BANDS)
-    (tracks1, starts1), (tracks2, starts2) = (crop_origin(one_epoch(dataset)[0])
-                                              for _ in range(2))
+    dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=8, n_bands=BANDS,
+                                     n_epochs=2)
+    tracks, starts = crop_origin(one_epoch(dataset)[0])
+    (tracks1, tracks2), (starts1, starts2) = np.split(tracks, 2), np.split(starts, 2)
+    assert sorted(tracks1) == sorted(tracks2) == list(range(24))
     assert list(tracks1) != list(tracks2)
     by_track1, by_track2 = dict(zip(tracks1, starts1)), dict(zip(tracks2, starts2))
     assert sum(by_track1[t] != by_track2[t] for t in range(24)) > 20
 
 
-def test_same_seed_reproduces_every_epoch_and_another_seed_does_not(melspec_corpus):
+def test_an_epoch_is_a_pure_function_of_seed_and_epoch(melspec_corpus):
+    """What a resumed run relies on: epoch e is the same crops in the same order whether it is
+    read after e earlier epochs in one pass, alone, or again; another seed changes it."""
     root, subset = melspec_corpus([300] * 12)
 
-    def two_epochs(seed):
+    def epochs(seed, first_epoch, n_epochs):
         dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=5,
-                                         n_bands=BANDS, seed=seed)
-        return [crop_origin(one_epoch(dataset)[0]) for _ in range(2)]
+                                         n_bands=BANDS, seed=seed, first_epoch=first_epoch,
+                                         n_epochs=n_epochs)
+        tracks, starts = crop_origin(one_epoch(dataset)[0])
+        return list(zip(np.split(tracks, n_epochs), np.split(starts, n_epochs)))
 
-    first, again, other = two_epochs(3), two_epochs(3), two_epochs(4)
-    for (t1, s1), (t2, s2) in zip(first, again):
-        np.testing.assert_array_equal(t1, t2)
-        np.testing.assert_array_equal(s1, s2)
-    assert any(not np.array_equal(a[0], b[0]) or not np.array_equal(a[1], b[1])
-               for a, b in zip(first, other))
+    in_one_pass = epochs(3, 0, 3)
+    for epoch in range(3):
+        for again in (epochs(3, epoch, 1)[0], epochs(3, epoch, 1)[0]):
+            np.testing.assert_array_equal(again[0], in_one_pass[epoch][0])
+            np.testing.assert_array_equal(again[1], in_one_pass[epoch][1])
+    np.testing.assert_array_equal(epochs(3, 1, 2)[1][1], in_one_pass[2][1])
+    other = epochs(4, 0, 1)[0]
+    assert (not np.array_equal(other[0], in_one_pass[0][0])
+            or not np.array_equal(other[1], in_one_pass[0][1]))
+    # Batches never span two epochs: 12 tracks in batches of 5 are 5, 5, 2 per epoch.
+    dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=5, n_bands=BANDS,
+                                     n_epochs=2)
+    assert [int(x.shape[0]) for x, _ in dataset] == [5, 5, 2] * 2
+    assert pipeline.steps_per_epoch(12, 5) == 3
 
 
 def test_without_shuffle_tracks_come_in_subset_order(melspec_corpus):

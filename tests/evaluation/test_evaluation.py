@@ -297,7 +297,11 @@ def test_write_evaluation_writes_consistent_files(tmp_path, capsys):
         "per_tag.csv",
         "predictions.npy",
         "thresholds.npy",
+        "val_predictions.npy",
     ]
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "val_predictions.npy"), val_scores.astype(np.float32)
+    )
 
     # Scoring the saved files again gives exactly metrics.json.
     np.save(tmp_path / "truth.npy", truth)

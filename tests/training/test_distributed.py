@@ -7,6 +7,7 @@ up before TensorFlow's runtime starts, which in the test process it already has.
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from emotion_keras.config import Config
 from emotion_keras.data.pipeline import epoch_order
-from emotion_keras.errors import ConfigError
+from emotion_keras.errors import ConfigError, TrainingError
 from emotion_keras.rundir import RunDir
 from emotion_keras.training import distribute
 from tests.training.distributed.processes import finish, python, two_workers
@@ -28,13 +29,16 @@ def tracks_of(dataset) -> list[int]:
 
 def test_worker_shards_of_an_epoch_are_disjoint_equal_and_cover_full_global_batches():
     n, global_batch, workers = 37, 8, 2  # 37 - 37 % 8 = 32 tracks per epoch, 16 per worker
-    shards = [
-        epoch_order(n, seed=4, shard=(workers, i), global_batch=global_batch)
-        for i in range(workers)
-    ]
     left_out = []
-    for _ in range(3):  # each pass is an epoch
-        epoch = [tracks_of(shard) for shard in shards]
+    for epoch_index in range(3):
+        epoch = [
+            tracks_of(
+                epoch_order(
+                    n, seed=4, epoch=epoch_index, shard=(workers, i), global_batch=global_batch
+                )
+            )
+            for i in range(workers)
+        ]
         assert [len(tracks) for tracks in epoch] == [16, 16]
         seen = set(epoch[0]) | set(epoch[1])
         assert len(seen) == 32 and not set(epoch[0]) & set(epoch[1])
@@ -92,6 +96,50 @@ def test_multiworker_needs_a_valid_tf_config(monkeypatch, tf_config, message):
         monkeypatch.setenv("TF_CONFIG", tf_config)
     with pytest.raises(ConfigError, match=message):
         distribute.check_tf_config()
+
+
+def test_a_slurm_job_step_resolves_to_the_cluster_and_this_task(monkeypatch):
+    for name, value in {
+        "SLURM_PROCID": "2",
+        "SLURM_STEP_NUM_TASKS": "3",
+        "SLURM_STEP_NODELIST": "node[07-08]",
+        "SLURM_STEP_TASKS_PER_NODE": "2,1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.setenv("EMOTION_KERAS_PORT_BASE", "20000")
+    cluster_visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    assert distribute.in_slurm_step()
+    resolver = distribute.slurm_cluster()
+    assert resolver.cluster_spec().as_dict() == {
+        "worker": ["node07:20000", "node07:20001", "node08:20000"]
+    }
+    assert (resolver.task_type, resolver.task_id) == ("worker", 2)
+    assert os.environ.get("CUDA_VISIBLE_DEVICES") == cluster_visible  # Slurm's GPUs stay
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")  # more tasks than the nodes hold
+    with pytest.raises(ConfigError, match="Slurm environment does not describe a job step"):
+        distribute.slurm_cluster()
+
+
+def test_a_lost_worker_becomes_a_one_line_error_saying_how_to_resume():
+    import tensorflow as tf
+
+    lost = tf.errors.UnavailableError(
+        None,
+        None,
+        "Collective ops is aborted by: ...\n/job:worker/replica:0/task:1\nRestart your program.",
+    )
+    with pytest.raises(
+        TrainingError,
+        match=r"^worker 0 of 2 lost the others \(/job:worker/"
+        r"replica:0/task:1\); the run directory keeps epoch 4: start every "
+        r"worker again with the same command to resume$",
+    ):
+        with distribute.lost_workers(distribute.Workers(count=2, replicas=2), lambda: 4):
+            raise lost
+    with pytest.raises(tf.errors.UnavailableError):  # one process: not a lost worker
+        with distribute.lost_workers(distribute.Workers(), lambda: 4):
+            raise lost
 
 
 def load_weights(path: Path) -> list[np.ndarray]:
@@ -153,8 +201,8 @@ def test_train_mirrored_on_two_cpus(small_demo, tmp_path):
     assert flags and not any(flags)
 
 
-def run_two_workers(small_demo, out: Path, run: Path, epochs: int):
-    results = two_workers(*small_demo, out, run, "--epochs", epochs)
+def run_two_workers(small_demo, out: Path, run: Path, epochs: int, launcher="tf_config"):
+    results = two_workers(*small_demo, out, run, "--epochs", epochs, launcher=launcher)
     for code, _, err in results:
         assert code == 0, err[-3000:]
     return results
@@ -187,3 +235,31 @@ def test_two_workers_train_alike_the_chief_writes_and_both_resume(small_demo, tm
     assert RunDir(run).read_state()["epoch"] == 2
     assert list(pd.read_csv(run / "history.csv")["epoch"]) == [0, 1]
     assert Config.from_json(run / "config.json").strategy == "multiworker"
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_epoch_is_restarted_and_no_epoch_is_lost_or_repeated(
+    small_demo, tmp_path
+):
+    """Keras's BackupAndRestore semantics, with workers started as Slurm starts them: worker 1
+    dies in epoch 2, the chief stops with an error saying how to go on, and both started
+    again finish the 3 epochs from the last commit, each epoch recorded once."""
+    run = tmp_path / "run"
+    (chief_code, _, chief_err), (killed_code, _, _) = two_workers(
+        *small_demo, tmp_path, run, "--epochs", 3, "--die-in-epoch", 2, launcher="slurm"
+    )
+    assert killed_code == -9
+    assert chief_code != 0
+    assert "worker 0 of 2 lost the others" in chief_err
+    assert "keeps epoch 1: start every worker again" in chief_err
+    assert RunDir(run).read_state()["epoch"] == 1
+
+    results = run_two_workers(small_demo, tmp_path, run, epochs=3, launcher="slurm")
+    assert all("Resuming after epoch 1" in err for _, _, err in results)
+    assert RunDir(run).read_state()["epoch"] == 3
+    assert list(pd.read_csv(run / "history.csv")["epoch"]) == [0, 1, 2]
+    per_tag = pd.read_csv(run / "val_per_tag.csv")
+    assert per_tag.groupby("epoch").size().to_dict() == {1: 56, 2: 56, 3: 56}
+    for index in range(2):  # each restarted worker trained epochs 2 and 3 only
+        logs = json.loads((tmp_path / f"logs-{index}.json").read_text())
+        assert len(logs["epochs"]) == 2 and logs["summary"]["epochs"] == 3

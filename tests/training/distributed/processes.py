@@ -58,17 +58,52 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def two_workers(data_dir, meta_dir, out: Path, run: Path, *options) -> list[tuple[int, str, str]]:
-    """Trains with two `worker` processes on 127.0.0.1 (MultiWorkerMirroredStrategy).
+def consecutive_free_ports(n: int) -> int:
+    """The first of `n` consecutive free ports (Slurm's workers on one node count up from it)."""
+    for _ in range(50):
+        first = free_ports(1)[0]
+        probes = [socket.socket() for _ in range(n)]
+        try:
+            for offset, probe in enumerate(probes):
+                probe.bind(("127.0.0.1", first + offset))
+            return first
+        except OSError:
+            continue
+        finally:
+            for probe in probes:
+                probe.close()
+    raise RuntimeError(f"no {n} consecutive free ports")
 
-    `options` are more flags of `tests.training.distributed.worker`. Returns each worker's
-    (exit code, stdout, stderr), worker 0 (the chief) first.
-    """
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
+
+def launch_environments(launcher: str, n: int = 2) -> list[dict]:
+    """Each worker's environment on 127.0.0.1: a `TF_CONFIG`, or what `srun` sets per task."""
+    if launcher == "tf_config":
+        cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(n)]}
+        return [
+            {"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
+            for i in range(n)
+        ]
+    port_base = consecutive_free_ports(n)
+    return [
+        {
+            "TF_CONFIG": "",
+            "SLURM_PROCID": str(i),
+            "SLURM_STEP_NUM_TASKS": str(n),
+            "SLURM_STEP_NODELIST": "localhost",
+            "SLURM_STEP_TASKS_PER_NODE": str(n),
+            "EMOTION_KERAS_PORT_BASE": str(port_base),
+        }
+        for i in range(n)
+    ]
+
+
+def start_two_workers(data_dir, meta_dir, out: Path, run: Path, *options, launcher="tf_config"):
+    """Starts two `worker` processes on 127.0.0.1 (MultiWorkerMirroredStrategy), configured by
+    `TF_CONFIG` or (`launcher="slurm"`) by a Slurm job step's environment."""
     processes = []
+    environments = launch_environments(launcher)
     try:
         for index in range(2):
-            tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
             processes.append(
                 python(
                     "tests.training.distributed.worker",
@@ -84,9 +119,19 @@ def two_workers(data_dir, meta_dir, out: Path, run: Path, *options) -> list[tupl
                     "--index",
                     index,
                     *options,
-                    env={"TF_CONFIG": tf_config},
+                    env=environments[index],
                 )  # fmt: skip
             )
-    finally:
-        results = finish(processes)
-    return results
+    except BaseException:
+        finish(processes)
+        raise
+    return processes
+
+
+def two_workers(data_dir, meta_dir, out: Path, run: Path, *options, launcher="tf_config"):
+    """Trains with two `worker` processes (`start_two_workers`) to the end.
+
+    `options` are more flags of `tests.training.distributed.worker`. Returns each worker's
+    (exit code, stdout, stderr), worker 0 (the chief) first.
+    """
+    return finish(start_two_workers(data_dir, meta_dir, out, run, *options, launcher=launcher))

@@ -8,8 +8,9 @@ and the run directory does not hold for every process: this process's final weig
 
 Optionally (`--cpu-devices N`) splits the CPU into N logical devices first, so that
 `--strategy mirrored` has N replicas on a machine without GPUs; `--no-keras-workarounds` trains
-without `emotion_keras.training.keras_workarounds` (to show that Keras still needs them). The
-library's log lines are printed to stderr, as the command line prints them.
+without `emotion_keras.training.keras_workarounds` (to show that Keras still needs them);
+`--die-in-epoch N` makes worker `--index` 1 SIGKILL itself after its first step of (1-based)
+epoch N. The library's log lines are printed to stderr, as the command line prints them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 from pathlib import Path
 
 
@@ -31,6 +34,7 @@ def main() -> None:
     parser.add_argument("--index", default="0")
     parser.add_argument("--cpu-devices", type=int, default=0)
     parser.add_argument("--no-keras-workarounds", action="store_true")
+    parser.add_argument("--die-in-epoch", type=int, default=0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -55,6 +59,13 @@ def main() -> None:
     epoch_logs = []
 
     class Record(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if args.index == "1" and self.epoch + 1 == args.die_in_epoch:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
         def on_epoch_end(self, epoch, logs=None):
             epoch_logs.append({k: float(v) for k, v in (logs or {}).items()})
 
