@@ -36,6 +36,11 @@ WEIGHT_AVERAGING = ("none", "swa", "ema")
 #: What `monitor` may name: the validation figures the training callback computes.
 MONITORS = ("val_pr_auc_macro", "val_roc_auc_macro", "val_pr_auc_micro", "val_roc_auc_micro")
 STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+#: `time_pooling`: the model's own pooling, or a global mean/max over time (short crops).
+TIME_POOLINGS = ("model", "mean", "max")
+#: `eval_mode`: K regular crops per track, sliding windows over the whole track, or the whole
+#: track in one pass.
+EVAL_MODES = ("crops", "windows", "track")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +144,18 @@ class Config:
             first epoch and the cosine schedule follow `epochs`, so raising `epochs` when
             resuming a run moves them.
         ema_momentum: the EMA's momentum (Keras's `ema_momentum`), per step.
+        time_pooling: `model` (the architecture's own pooling, which fixes the paper's models
+            to about 1,280 frames), or `mean`/`max`: a global mean or maximum over what is left
+            of the time axis, so that a paper model takes crops of any length (e.g. the 128-256
+            frames of the 2021 winner's recipe). `convs` averages over time by itself.
+        eval_mode: how validation, `evaluate` and exports average a track: `crops` (`val_crops`
+            and `test_crops` regular crops, paper §3.3) or `windows` (crop-long windows
+            sliding over the whole track every `window_hop_frames`, the last one ending at the
+            track's end: every frame is seen, however long the track), or `track` (the whole
+            track through the network in one pass, as the 2021 winner tested; models that
+            take any length only: `convs`).
+        window_hop_frames: frames between window starts in `windows` mode; 0 means
+            `crop_frames` (windows side by side).
     """
 
     model: str = "vgg6"
@@ -182,6 +199,9 @@ class Config:
     weight_averaging: str = "none"
     swa_fraction: float = 0.2
     ema_momentum: float = 0.99
+    time_pooling: str = "model"
+    eval_mode: str = "crops"
+    window_hop_frames: int = 0
 
     def __post_init__(self):
         positive = (
@@ -215,6 +235,15 @@ class Config:
         _check_choice("monitor", self.monitor, MONITORS, "(the validation figures a run computes)")
         _check_choice("strategy", self.strategy, STRATEGIES)
         self._check_recipe()
+        _check_choice("time_pooling", self.time_pooling, TIME_POOLINGS)
+        _check_choice("eval_mode", self.eval_mode, EVAL_MODES)
+        if not 0 <= self.window_hop_frames <= self.crop_frames:
+            _invalid(
+                "window_hop_frames",
+                self.window_hop_frames,
+                f"must be 0 (= crop_frames) to crop_frames ({self.crop_frames}); a longer hop "
+                f"would skip frames",
+            )
         if (self.data_dir is None) != (self.meta_dir is None):
             raise ConfigError(
                 "data_dir and meta_dir go together: give both for a real "
@@ -280,6 +309,13 @@ class Config:
     @property
     def uses_demo_data(self) -> bool:
         return self.data_dir is None
+
+    @property
+    def eval_hop_frames(self) -> int | None:
+        """The sliding windows' hop in `windows` mode; None in `crops` mode."""
+        if self.eval_mode != "windows":
+            return None
+        return self.window_hop_frames or self.crop_frames
 
     def replace(self, **overrides) -> Config:
         """A copy with fields overridden by name; values are coerced from strings if needed."""

@@ -16,6 +16,16 @@ def test_defaults_are_the_papers():
     assert (config.val_crops, config.test_crops, config.n_bands) == (10, 20, 96)
 
 
+def test_short_crop_fields_default_to_the_papers_evaluation():
+    config = Config()
+    assert (config.time_pooling, config.eval_mode) == ("model", "crops")
+    assert config.window_hop_frames == 0
+    assert config.eval_hop_frames is None
+    windows = Config(model="convs", crop_frames=224, eval_mode="windows")
+    assert windows.eval_hop_frames == 224
+    assert windows.replace(window_hop_frames=112).eval_hop_frames == 112
+
+
 def test_json_round_trip(tmp_path):
     config = Config(model="res16", data_dir="/d", meta_dir="/m", epochs=3, mixed_precision=True)
     config.to_json(tmp_path / "config.json")
@@ -36,6 +46,22 @@ def test_string_overrides_are_coerced_to_field_types():
         ({"schedule": "fast"}, r"^schedule 'fast'", r"^--schedule 'fast'"),
         ({"dropout": 1}, r"^dropout 1.0: must be at least 0 and below 1", r"^--dropout 1.0"),
         ({"strategy": "tpu"}, r"^strategy 'tpu': expected one of", r"^--strategy 'tpu'"),
+        (
+            {"time_pooling": "median"},
+            r"^time_pooling 'median': expected one of model, mean, max$",
+            r"^--time-pooling 'median'",
+        ),
+        (
+            {"eval_mode": "all"},
+            r"^eval_mode 'all': expected one of crops, windows, track$",
+            r"^--eval",
+        ),
+        (
+            {"crop_frames": 128, "window_hop_frames": 129},
+            r"^window_hop_frames 129: must be 0 \(= crop_frames\) to crop_frames \(128\)",
+            r"^--window-hop-frames 129",
+        ),
+        ({"window_hop_frames": -1}, r"^window_hop_frames -1: must be 0", r"^--window-hop-frames"),
         (
             {"monitor": "val_loss"},
             r"^monitor 'val_loss': expected one of val_pr_auc_macro",

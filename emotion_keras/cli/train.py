@@ -56,6 +56,11 @@ FIELD_HELP = {
     "ema; evaluation and export use the averaged weights",
     "swa_fraction": "SWA: fraction of the epochs, the last ones, averaged (default 0.2)",
     "ema_momentum": "EMA: momentum per step (default 0.99)",
+    "time_pooling": "model (its own pooling), or mean/max over time so that a paper model takes "
+    "crops of any length",
+    "eval_mode": "crops (val_crops/test_crops regular crops), windows (sliding over the whole "
+    "track) or track (the whole track in one pass: convs) for validation, evaluate and export",
+    "window_hop_frames": "frames between sliding windows (0: crop_frames)",
 }
 
 

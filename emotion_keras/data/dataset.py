@@ -28,6 +28,11 @@ class MelspecSpec:
             (`20 log10` with a floor at -200 dB, digital silence), so a padded crop reads as the
             track followed by silence.
         tag_prefix: what every tag name of the mood/theme subset starts with.
+        mean_db, std_db: mean and standard deviation of the training split's values, as the
+            2021 winner measured them on 224-frame crops of split 0 (`stats` in
+            vibour/emotion-theme-recognition, `experiments/convs-m96-i224-*/parameters.json`;
+            their 128-frame crops gave -24.42 and 19.35); the `convs` model standardises its
+            input with them.
     """
 
     n_bands: int = 96
@@ -38,6 +43,8 @@ class MelspecSpec:
     high_hz: float = 6_000.0
     pad_value: float = -200.0
     tag_prefix: str = "mood/theme---"
+    mean_db: float = -24.160884808114105
+    std_db: float = 19.080980731935075
 
     @property
     def frames_per_second(self) -> float:

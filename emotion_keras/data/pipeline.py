@@ -5,7 +5,10 @@ Training (Yi et al. 2019, §3.3): every epoch shuffles the tracks and reads one 
 `crop_frames`-frame crop (the paper's T = 1280, 27.3 s) from each, with its multi-hot labels, in
 batches of 64. Evaluation reads K crops per track at regular intervals, crop i of K starting at
 `i * (n_frames - T) // (K - 1)` (K = 10 for validation, 20 for test), batched across tracks, and
-a track's prediction is the mean of its crops' sigmoid outputs.
+a track's prediction is the mean of its crops' sigmoid outputs. For models trained on short
+crops (the 2021 winner's 128-224 frames) evaluation can instead slide crop-long windows over the
+whole track (`hop_frames`, `sliding_window_starts`) and average those, or read each whole track
+as one batch (`whole_track_dataset`) for a model that takes any length.
 
 How it streams: each dataset starts from track *indices* (`Dataset.range`), so shuffling, crop
 positions and sharding are decided on small integers before any file is touched; then one
@@ -48,7 +51,8 @@ from emotion_keras.progress import Progress, log
 PREFETCH_BATCHES = 2
 
 __all__ = ["PAD_VALUE", "CropCache", "CropReader", "data_errors", "eval_dataset", "predict_tracks",
-           "random_crop_start", "regular_crop_starts", "steps_per_epoch", "train_dataset"]
+           "predict_whole_tracks", "random_crop_start", "regular_crop_starts",
+           "sliding_window_starts", "steps_per_epoch", "train_dataset", "whole_track_dataset"]
 
 
 def regular_crop_starts(n_frames, crop_frames: int, n_crops: int) -> np.ndarray:
@@ -72,6 +76,45 @@ def regular_crop_starts(n_frames, crop_frames: int, n_crops: int) -> np.ndarray:
     if n_crops == 1:
         return span // 2
     return np.arange(n_crops, dtype=np.int64) * span // (n_crops - 1)
+
+
+def sliding_window_starts(n_frames: int, crop_frames: int, hop_frames: int) -> np.ndarray:
+    """Starts of crop-long windows covering a whole track, `hop_frames` apart.
+
+    Windows start at 0, h, 2h, ... and the last one ends at the track's last frame (it starts
+    at `n_frames - T`, closer than h to the one before when the hop does not divide the
+    track), so every frame is in some window. A track of at most T frames has one window at 0
+    (padded). The export computes the same starts in-graph (`serving.export`).
+
+    Args:
+        n_frames: frames of the track.
+        crop_frames: the window length T.
+        hop_frames: frames between window starts, 1 to T.
+
+    Returns:
+        int64 `[1 + ceil(max(n_frames - T, 0) / hop_frames)]`.
+    """
+    span = max(int(n_frames) - crop_frames, 0)
+    count = 1 + -(-span // hop_frames)
+    return np.minimum(np.arange(count, dtype=np.int64) * hop_frames, span)
+
+
+def evaluation_crops(n_frames, crop_frames: int, n_crops: int,
+                     hop_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The crops evaluation reads, track-major: `(tracks, starts)`, two int64 arrays.
+
+    `hop_frames` None: `n_crops` regular crops per track (`regular_crop_starts`); otherwise
+    sliding windows (`sliding_window_starts`), as many per track as its length needs.
+    """
+    n_frames = np.asarray(n_frames, dtype=np.int64)
+    if hop_frames is None:
+        tracks = np.repeat(np.arange(len(n_frames), dtype=np.int64), n_crops)
+        return tracks, regular_crop_starts(n_frames, crop_frames, n_crops).reshape(-1)
+    _check_positive(hop_frames=hop_frames)
+    starts = [sliding_window_starts(n, crop_frames, hop_frames) for n in n_frames.tolist()]
+    counts = np.array([len(s) for s in starts], dtype=np.int64)
+    tracks = np.repeat(np.arange(len(n_frames), dtype=np.int64), counts)
+    return tracks, (np.concatenate(starts) if starts else np.zeros(0, np.int64))
 
 
 _ALIGNMENT = 64
@@ -446,17 +489,21 @@ def _cached_batches(cache: CropCache, reader, tracks: np.ndarray, starts: np.nda
 
 def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops: int = 10,
                  crop_frames: int = 1280, batch_size: int = 64, n_bands: int = N_BANDS,
-                 cache: CropCache | None = None, dtype: str = "float32") -> tf.data.Dataset:
-    """K regular crops of every track, batched across tracks, every batch full.
+                 hop_frames: int | None = None, cache: CropCache | None = None,
+                 dtype: str = "float32") -> tf.data.Dataset:
+    """K regular crops (or sliding windows) of every track, batched across tracks, batches full.
 
     Crops come in track-major order (track 0's K crops, then track 1's, ...), so the first
-    `len(subset) * n_crops` outputs of a model belong, K by K, to the tracks in subset order.
+    `len(subset) * n_crops` outputs of a model belong, K by K, to the tracks in subset order
+    (with `hop_frames`, track i has `len(sliding_window_starts(n_frames[i], ...))` of them).
     The last batch is filled up by repeating the last crop, so that the model always sees
     `batch_size` crops (one compiled shape); drop those outputs (`predict_tracks` does).
 
     Args:
         data_dir, subset, n_frames, crop_frames, batch_size, n_bands: as `train_dataset`.
         n_crops: K crops per track (paper: 10 for validation, 20 for test).
+        hop_frames: None for regular crops; else sliding windows over the whole track this
+            many frames apart (`sliding_window_starts`), and `n_crops` is not used.
         cache: keep the crops in memory for the next `eval_dataset` of the same crops (when
             they fit in it); None reads them from the files on every pass.
         dtype: as `train_dataset`.
@@ -468,15 +515,14 @@ def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops
                     n_bands=n_bands)
     n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
     reader = open_reader(data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands)
-    tracks = np.repeat(np.arange(len(subset), dtype=np.int64), n_crops)
-    starts = regular_crop_starts(n_frames, crop_frames, n_crops).reshape(-1)
+    tracks, starts = evaluation_crops(n_frames, crop_frames, n_crops, hop_frames)
     fill = -len(tracks) % batch_size
     if fill:
         tracks = np.concatenate([tracks, np.full(fill, tracks[-1])])
         starts = np.concatenate([starts, np.full(fill, starts[-1])])
     if cache is not None:
         key = (str(data_dir), hash(tuple(subset.melspec_paths.tolist())), n_crops, crop_frames,
-               batch_size, n_bands)
+               batch_size, n_bands, hop_frames)
         if cache._prepare(key, len(tracks) // batch_size, reader.batch_shape(batch_size),
                           reader.dtype):
             return _cached_batches(cache, reader, tracks, starts, batch_size, dtype)
@@ -486,16 +532,19 @@ def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops
 
 def predict_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *,
                    n_crops: int = 10, crop_frames: int = 1280, batch_size: int = 64,
-                   n_bands: int = N_BANDS, progress: Progress | None = None,
-                   cache: CropCache | None = None, dtype: str = "float32") -> np.ndarray:
-    """Each track's prediction: the mean of the model's outputs over its K regular crops.
+                   n_bands: int = N_BANDS, hop_frames: int | None = None,
+                   progress: Progress | None = None, cache: CropCache | None = None,
+                   dtype: str = "float32") -> np.ndarray:
+    """Each track's prediction: the mean of the model's outputs over its K regular crops, or
+    over its sliding windows (`hop_frames`).
 
     Usable from a Keras callback during `fit` (it only calls `model.predict`).
 
     Args:
         model: a Keras model taking `[batch, n_bands, crop_frames, 1]` and returning sigmoid
             probabilities `[batch, n_tags]`.
-        data_dir, subset, n_frames, n_crops, crop_frames, batch_size, n_bands, cache, dtype: as
+        data_dir, subset, n_frames, n_crops, crop_frames, batch_size, n_bands, hop_frames,
+            cache, dtype: as `eval_dataset`.
             `eval_dataset`.
         progress: told after every batch (`done` and `total` count batches).
 
@@ -507,23 +556,96 @@ def predict_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *
     """
     n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
     dataset = eval_dataset(data_dir, subset, n_frames, n_crops=n_crops, crop_frames=crop_frames,
-                           batch_size=batch_size, n_bands=n_bands, cache=cache, dtype=dtype)
+                           batch_size=batch_size, n_bands=n_bands, hop_frames=hop_frames,
+                           cache=cache, dtype=dtype)
     n_tracks = len(subset)
     if n_tracks == 0:
         return np.zeros((0, subset.labels.shape[1]), dtype=np.float32)
-    callbacks = []
-    if progress is not None:
-        import keras
-
-        n_batches = -(-n_tracks * n_crops // batch_size)
-
-        class Report(keras.callbacks.Callback):
-            def on_predict_batch_end(self, batch, logs=None):
-                progress(batch + 1, n_batches, f"{subset.name} batches")
-
-        callbacks.append(Report())
+    tracks, _ = evaluation_crops(n_frames, crop_frames, n_crops, hop_frames)
+    callbacks = _reporting_batches(progress, -(-len(tracks) // batch_size), subset)
     with data_errors():
         outputs = np.asarray(model.predict(dataset, verbose=0, callbacks=callbacks),
                              dtype=np.float64)
-    per_crop = outputs[:n_tracks * n_crops].reshape(n_tracks, n_crops, -1)
-    return per_crop.mean(axis=1).astype(np.float32)
+    per_crop = outputs[:len(tracks)]
+    counts = np.bincount(tracks, minlength=n_tracks)
+    sums = np.add.reduceat(per_crop, np.concatenate([[0], np.cumsum(counts)[:-1]]), axis=0)
+    return (sums / counts[:, None]).astype(np.float32)
+
+
+def _reporting_batches(progress: Progress | None, n_batches: int, subset: Subset) -> list:
+    """Keras callbacks that tell `progress` after every predicted batch."""
+    if progress is None:
+        return []
+    import keras
+
+    class Report(keras.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            progress(batch + 1, n_batches, f"{subset.name} batches")
+
+    return [Report()]
+
+
+def whole_track_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
+                        min_frames: int, n_bands: int = N_BANDS) -> tf.data.Dataset:
+    """Every track whole, one per batch, in subset order.
+
+    A track shorter than `min_frames` (the training crop) is padded at its end to that length,
+    as the training pipeline pads it.
+
+    Returns:
+        A dataset of x float32 `[1, n_bands, frames, 1]`, frames varying from track to track.
+    """
+    _check_positive(min_frames=min_frames, n_bands=n_bands)
+    n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
+    from emotion_keras.data import packed
+
+    if packed.is_packed(data_dir):
+        corpus = packed.open_packed(data_dir)
+        rows = corpus.rows_of(subset)
+
+        def read(track):
+            values = corpus.track(int(rows[int(track)])).T  # [bands, frames], stored dtype
+            out = np.full((1, n_bands, max(values.shape[1], min_frames)), PAD_VALUE,
+                          dtype=np.float32)
+            out[0, :, :values.shape[1]] = values
+            return out
+    else:
+        reader = CropReader(data_dir, subset, n_frames, crop_frames=min_frames, n_bands=n_bands)
+
+        def read(track):
+            track = int(track)
+            out = np.empty((1, n_bands, max(int(n_frames[track]), min_frames)), dtype=np.float32)
+            return reader.read(np.array([track]), np.array([0]), out)
+
+    def read_track(track):
+        x = tf.numpy_function(_reporting(read), [track], tf.float32, stateful=False,
+                              name="read_track")
+        return tf.ensure_shape(x, [1, n_bands, None])[..., None]
+
+    return (tf.data.Dataset.range(len(subset))
+            .map(read_track, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(PREFETCH_BATCHES))
+
+
+def predict_whole_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *,
+                         min_frames: int, n_bands: int = N_BANDS,
+                         progress: Progress | None = None) -> np.ndarray:
+    """Each track's prediction from one pass of the whole track (`eval_mode` "track").
+
+    Args:
+        model: a Keras model taking `[1, n_bands, frames, 1]` of any number of frames and
+            returning `[1, n_tags]` (`emotion_keras.models.whole_track_model`).
+        data_dir, subset, n_frames, min_frames, n_bands: as `whole_track_dataset`.
+        progress: told after every track.
+
+    Returns:
+        float32 `[len(subset), n_tags]`, rows in subset order.
+    """
+    dataset = whole_track_dataset(data_dir, subset, n_frames, min_frames=min_frames,
+                                  n_bands=n_bands)
+    if len(subset) == 0:
+        return np.zeros((0, subset.labels.shape[1]), dtype=np.float32)
+    with data_errors():
+        outputs = model.predict(dataset, verbose=0,
+                                callbacks=_reporting_batches(progress, len(subset), subset))
+    return np.asarray(outputs, dtype=np.float32)

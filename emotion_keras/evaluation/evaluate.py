@@ -1,7 +1,8 @@
 """Evaluating a trained run as MediaEval scored it, and scoring prediction files.
 
 `evaluate_run` predicts the validation split (to choose per-tag thresholds) and the test split
-of a run's best checkpoint with regular-crop averaging (paper §3.3: 10 and 20 crops), and writes
+of a run's best checkpoint with regular-crop averaging (paper §3.3: 10 and 20 crops; or, as the
+run's `eval_mode` says, sliding windows over each whole track or one pass of it), and writes
 predictions, decisions, thresholds, the official metrics and the per-tag table into the run
 directory (`write_evaluation`). `read_metrics` and `read_per_tag` read them back for tables.
 `score_files` scores `.npy` files against a ground truth (the `score` command).
@@ -35,18 +36,42 @@ from emotion_keras.progress import Progress, log
 from emotion_keras.rundir import RunDir, TrainedRun, load_run
 
 
-def predict_subset(
-    run: TrainedRun, subset: metadata.Subset, n_crops: int, progress: Progress | None = None
+def predict_averaged(
+    model,
+    config,
+    subset: metadata.Subset,
+    n_frames,
+    n_crops: int,
+    progress: Progress | None = None,
+    wrap=None,
+    dtype: str = "float32",
+    cache=None,
 ) -> np.ndarray:
-    """Crop-averaged probabilities `[tracks, tags]` of `subset`, in its order."""
-    from emotion_keras.data import pipeline
-    from emotion_keras.data.melspec_files import scan_melspecs
+    """Probabilities `[tracks, tags]` of `subset` averaged as `config.eval_mode` says.
 
-    config = run.config
-    n_frames = scan_melspecs(config.data_dir, subset, config.n_bands, progress)
-    log.info("Predicting %d tracks of %s with %d crops each...", len(subset), subset.name, n_crops)
+    `crops`: over `n_crops` regular crops per track; `windows`: over sliding windows
+    (`config.eval_hop_frames`); `track`: one pass over each whole track
+    (`models.whole_track_model`). `wrap` (e.g. `training.distribute.LocalPredictor`) is applied
+    to the model that predicts, if given. `dtype` and `cache` (a `pipeline.CropCache`) are as
+    `pipeline.predict_tracks`'s (crops and windows).
+    """
+    from emotion_keras.data import pipeline
+
+    wrap = wrap or (lambda m: m)
+    if config.eval_mode == "track":
+        from emotion_keras.models import whole_track_model
+
+        return pipeline.predict_whole_tracks(
+            wrap(whole_track_model(model)),
+            config.data_dir,
+            subset,
+            n_frames,
+            min_frames=config.crop_frames,
+            n_bands=config.n_bands,
+            progress=progress,
+        )
     return pipeline.predict_tracks(
-        run.model,
+        wrap(model),
         config.data_dir,
         subset,
         n_frames,
@@ -54,8 +79,29 @@ def predict_subset(
         crop_frames=config.crop_frames,
         batch_size=config.batch_size,
         n_bands=config.n_bands,
+        hop_frames=config.eval_hop_frames,
         progress=progress,
+        cache=cache,
+        dtype=dtype,
     )
+
+
+def predict_subset(
+    run: TrainedRun, subset: metadata.Subset, n_crops: int, progress: Progress | None = None
+) -> np.ndarray:
+    """Crop-, window- or track-averaged probabilities `[tracks, tags]` of `subset`, in its
+    order (`predict_averaged`)."""
+    from emotion_keras.data.melspec_files import scan_melspecs
+
+    config = run.config
+    n_frames = scan_melspecs(config.data_dir, subset, config.n_bands, progress)
+    each = {
+        "crops": f"{n_crops} crops each",
+        "windows": f"windows {config.eval_hop_frames} frames apart",
+        "track": "each whole track in one pass",
+    }[config.eval_mode]
+    log.info("Predicting %d tracks of %s with %s...", len(subset), subset.name, each)
+    return predict_averaged(run.model, config, subset, n_frames, n_crops, progress)
 
 
 def evaluate_run(

@@ -1,14 +1,16 @@
 """The model registry: name -> builder, input sizes, parameter summaries, safe loading.
 
 `build_model("vgg6")` builds an uncompiled `keras.Model` from `melspec` `[batch, 96, 1280, 1]`
-(bands, frames, channel) to `tags` `[batch, 56]` float32 probabilities. Every model pools its input
-down to a 1x1 map, so each accepts a range of input sizes (`input_sizes`); any other size is
-refused before a layer is built, with the sizes that work.
+(bands, frames, channel) to `tags` `[batch, 56]` float32 probabilities. Every paper model pools
+its input down to a 1x1 map, so each accepts a range of input sizes (`input_sizes`; any number of
+frames with a global `time_pooling`); any other size is refused before a layer is built, with the
+sizes that work.
 
-The architectures themselves are tables in `architectures`, registered there in
-`ARCHITECTURES`; this module only looks them up. It must not compile, train or save models: that
-is `emotion_keras.training`'s job. Importing it imports Keras, so command-line code imports it
-inside the command function.
+The paper's five architectures are tables in `architectures` (`ARCHITECTURES`); `convs`, the 2021
+winner's frequency-collapse VGG, is in `convs` (it averages over time windows, so it takes crops
+of any length from 32 frames). This module only looks them up. It must not compile, train or save
+models: that is `emotion_keras.training`'s job. Importing it imports Keras, so command-line code
+imports it inside the command function.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import keras
 
-from emotion_keras.errors import ModelError
+from emotion_keras.errors import ConfigError, ModelError
 from emotion_keras.models import architectures as arch
 from emotion_keras.models.architectures import (
     ARCHITECTURES,
@@ -29,10 +31,11 @@ from emotion_keras.models.architectures import (
     Architecture,
 )
 from emotion_keras.models.augment import SpecAugment  # noqa: F401 (registered for loading)
+from emotion_keras.models.convs import CONVS_ARCHITECTURE
 
-#: The registry: name -> `Architecture`, in the order of the paper's Table 2.
+#: The registry: name -> `Architecture`, the paper's Table 2 in its order, then `convs`.
 MODELS: dict[str, Architecture] = {
-    architecture.name: architecture for architecture in ARCHITECTURES
+    architecture.name: architecture for architecture in (*ARCHITECTURES, CONVS_ARCHITECTURE)
 }
 
 
@@ -50,6 +53,7 @@ def build_model(
     input_shape=DEFAULT_INPUT_SHAPE,
     num_tags: int = DEFAULT_NUM_TAGS,
     dropout: float = DEFAULT_DROPOUT,
+    time_pooling: str = "model",
 ) -> keras.Model:
     """Builds registered model `name`, uncompiled.
 
@@ -58,6 +62,8 @@ def build_model(
         input_shape: `(bands, frames, 1)` of a crop.
         num_tags: number of outputs.
         dropout: rate of the Dropout before the output layer (paper: 0.5; 0 leaves it out).
+        time_pooling: "model" (its own pooling), or "mean"/"max" over the time axis after the
+            table so that a paper model takes crops of any length (`build_from_table`).
 
     Returns:
         The model, input layer `melspec`, output layer `tags` (float32 sigmoid).
@@ -66,7 +72,7 @@ def build_model(
         ModelError: an unknown name (listing the valid ones), an input shape the model cannot
             pool down to 1x1 (naming the sizes it can), or a dropout rate outside [0, 1).
     """
-    return get_architecture(name).build(input_shape, num_tags, dropout)
+    return get_architecture(name).build(input_shape, num_tags, dropout, time_pooling)
 
 
 @contextlib.contextmanager
@@ -96,14 +102,101 @@ def synchronized_batch_norm(model: keras.Model, enabled: bool = True):
             layer.synchronized = flag
 
 
-def input_sizes(name: str) -> dict[str, tuple[int, int]]:
-    """The inclusive ranges of bands and frames that model `name` pools down to 1x1.
+def input_sizes(name: str, time_pooling: str = "model") -> dict[str, tuple[int, int | None]]:
+    """The inclusive ranges of bands and frames that model `name` takes (high None: no limit).
 
     For example `input_sizes("vgg6") == {"bands": (96, 191), "frames": (1280, 2559)}`; pooling
-    rounds down, so sizes above the smallest leave their last rows or frames unused.
+    rounds down, so sizes above the smallest leave their last rows or frames unused. With
+    `time_pooling` "mean" or "max" a paper model takes any number of frames.
     """
-    table = get_architecture(name).table
-    return {"bands": arch.input_size_range(table, 0), "frames": arch.input_size_range(table, 1)}
+    return get_architecture(name).input_sizes(time_pooling)
+
+
+def whole_track_model(model: keras.Model) -> keras.Model:
+    """`model`'s layers, and so its weights, applied to inputs of any number of frames.
+
+    For a model whose architecture takes whole tracks (`Architecture.whole_tracks`: `convs`):
+    its layers form one chain, and none of them fixes the time axis, so the chain is applied
+    again to an input `[batch, bands, None, 1]`. At the training crop length the result equals
+    `model`'s; on a whole track `convs` averages the sigmoids of all its time windows, as the
+    original's test pass does. The variables are `model`'s own (nothing is copied).
+
+    Raises:
+        ModelError: a model whose architecture does not take whole tracks.
+    """
+    architecture = MODELS.get(model.name)
+    if architecture is None or not architecture.whole_tracks:
+        takes = [name for name, a in MODELS.items() if a.whole_tracks]
+        raise ModelError(
+            f"model {model.name}: cannot take a whole track in one pass (models that can: "
+            f"{', '.join(takes)})",
+            arguments=("model",),
+        )
+    inputs = keras.Input((model.input.shape[1], None, 1), name="melspec")
+    x = inputs
+    for layer in model.layers[1:]:
+        x = layer(x)
+    return keras.Model(inputs, x, name=f"{model.name}_whole_track")
+
+
+def check_crop(
+    name: str,
+    n_bands: int,
+    crop_frames: int,
+    time_pooling: str = "model",
+    eval_mode: str = "crops",
+) -> None:
+    """Refuses a crop (or an evaluation) model `name` cannot take, naming the configuration
+    fields to change.
+
+    Raises:
+        ConfigError: one line naming `crop_frames`, `n_bands`, `time_pooling` or `eval_mode`.
+    """
+    if eval_mode == "track" and not get_architecture(name).whole_tracks:
+        takes = [model for model, a in MODELS.items() if a.whole_tracks]
+        raise ConfigError(
+            f"eval_mode track: model {name} cannot take a whole track in one pass (models "
+            f"that can: {', '.join(takes)}); use eval_mode windows",
+            arguments=("eval_mode", "model"),
+        )
+    if time_pooling not in arch.TIME_POOLINGS:
+        raise ConfigError(
+            f"time_pooling {time_pooling!r}: expected one of {', '.join(arch.TIME_POOLINGS)}",
+            arguments=("time_pooling",),
+        )
+    try:
+        sizes = input_sizes(name, time_pooling)
+    except ModelError as error:
+        raise ConfigError(str(error), arguments=("model",)) from None
+    if name == "convs" and time_pooling != "model":
+        raise ConfigError(
+            f"time_pooling {time_pooling!r}: model convs averages over time windows of its "
+            f"own; leave time_pooling at model",
+            arguments=("time_pooling",),
+        )
+
+    def outside(value: int, low: int, high: int | None) -> bool:
+        return value < low or (high is not None and value > high)
+
+    def spelled(low: int, high: int | None) -> str:
+        return f"{low}-{high}" if high is not None else f"{low} or more"
+
+    if outside(n_bands, *sizes["bands"]):
+        raise ConfigError(
+            f"n_bands {n_bands}: model {name} takes {spelled(*sizes['bands'])} bands",
+            arguments=("n_bands", "model"),
+        )
+    if outside(crop_frames, *sizes["frames"]):
+        hint = (
+            "; set time_pooling to mean or max for shorter or longer crops"
+            if time_pooling == "model" and name != "convs"
+            else ""
+        )
+        raise ConfigError(
+            f"crop_frames {crop_frames}: model {name} takes {spelled(*sizes['frames'])} "
+            f"frames with time_pooling {time_pooling}{hint}",
+            arguments=("crop_frames", "time_pooling"),
+        )
 
 
 def count_conv_layers(model: keras.Model) -> int:

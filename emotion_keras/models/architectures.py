@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+from collections.abc import Callable
 
 import keras
 from keras import layers
 
+from emotion_keras.config import TIME_POOLINGS
 from emotion_keras.errors import ModelError
 from emotion_keras.models.blocks import (
     apply_bottleneck_block,
@@ -154,15 +156,12 @@ def input_size_range(table, axis: int) -> tuple[int, int]:
     return low, high
 
 
-def check_arguments(name: str, table, input_shape, num_tags) -> tuple[tuple[int, int, int], int]:
-    """Validates a builder's arguments before any layer exists.
-
-    Returns:
-        `input_shape` and `num_tags` as Python ints.
+def parse_input(name: str, input_shape, num_tags) -> tuple[tuple[int, int, int], int]:
+    """`input_shape` and `num_tags` as Python ints, checked for form only.
 
     Raises:
-        ModelError: a shape that is not `(bands, frames, 1)`, one that does not pool down to 1x1
-            (naming the bands and frames that do), or a tag count below 1.
+        ModelError: a shape that is not `(bands, frames, 1)` of positive integers, or a tag
+            count below 1.
     """
     default = "x".join(map(str, DEFAULT_INPUT_SHAPE))
     try:
@@ -177,14 +176,6 @@ def check_arguments(name: str, table, input_shape, num_tags) -> tuple[tuple[int,
             f"model {name}: input shape {shape} must be (bands, frames, 1): a "
             f"one-channel mel-spectrogram, e.g. {default}"
         )
-    final = (_final_size(table, shape[0], 0), _final_size(table, shape[1], 1))
-    if final != (1, 1):
-        (b0, b1), (f0, f1) = input_size_range(table, 0), input_size_range(table, 1)
-        raise ModelError(
-            f"model {name}: input of {shape[0]} bands x {shape[1]} frames pools "
-            f"down to {final[0]}x{final[1]}, not 1x1; it takes {b0}-{b1} bands and "
-            f"{f0}-{f1} frames (e.g. {default})"
-        )
     try:
         tags = operator.index(num_tags)
     except TypeError:
@@ -194,7 +185,56 @@ def check_arguments(name: str, table, input_shape, num_tags) -> tuple[tuple[int,
     return shape, tags
 
 
-def _apply_step(x, step, name: str):
+def check_dropout(name: str, dropout) -> None:
+    if not 0 <= dropout < 1:
+        raise ModelError(f"model {name}: dropout {dropout!r} must be in [0, 1)")
+
+
+def table_input_sizes(table, time_pooling: str = "model") -> dict:
+    """The inclusive `(low, high)` bands and frames a table model takes; high None: no limit.
+
+    With `time_pooling` "mean" or "max" any number of frames works (see `build_from_table`).
+    """
+    frames = input_size_range(table, 1) if time_pooling == "model" else (1, None)
+    return {"bands": input_size_range(table, 0), "frames": frames}
+
+
+def check_arguments(
+    name: str, table, input_shape, num_tags, time_pooling: str = "model"
+) -> tuple[tuple[int, int, int], int]:
+    """Validates a builder's arguments before any layer exists.
+
+    Returns:
+        `input_shape` and `num_tags` as Python ints.
+
+    Raises:
+        ModelError: a shape that is not `(bands, frames, 1)`, one that does not pool down to 1x1
+            (naming the bands and frames that do), an unknown `time_pooling`, or a tag count
+            below 1.
+    """
+    if time_pooling not in TIME_POOLINGS:
+        raise ModelError(
+            f"model {name}: time_pooling {time_pooling!r}: expected one of "
+            f"{', '.join(TIME_POOLINGS)}"
+        )
+    shape, tags = parse_input(name, input_shape, num_tags)
+    final = (_final_size(table, shape[0], 0), _final_size(table, shape[1], 1))
+    if time_pooling != "model":
+        final = (final[0], 1)  # the global pooling ends the time axis at 1 whatever its size
+    if final != (1, 1):
+        default = "x".join(map(str, DEFAULT_INPUT_SHAPE))
+        sizes = table_input_sizes(table, time_pooling)
+        (b0, b1), (f0, f1) = sizes["bands"], sizes["frames"]
+        frames = f"{f0}-{f1} frames" if f1 is not None else f"any number of frames from {f0}"
+        raise ModelError(
+            f"model {name}: input of {shape[0]} bands x {shape[1]} frames pools "
+            f"down to {final[0]}x{final[1]}, not 1x1; it takes {b0}-{b1} bands and "
+            f"{frames} (e.g. {default})"
+        )
+    return shape, tags
+
+
+def _apply_step(x, step, name: str, clamp_time: bool = False):
     if isinstance(step, Bottleneck):
         x = apply_bottleneck_block(x, step.filters, step.stride, name)
     else:
@@ -209,7 +249,10 @@ def _apply_step(x, step, name: str):
     if step.pool is not None:
         average = isinstance(step, Conv) and step.average
         pool = layers.AveragePooling2D if average else layers.MaxPooling2D
-        x = pool(step.pool, name=f"{name}_pool")(x)
+        size = step.pool
+        if clamp_time:  # a short crop: never pool the time axis below one step
+            size = (size[0], min(size[1], x.shape[2]))
+        x = pool(size, name=f"{name}_pool")(x)
     return x
 
 
@@ -219,11 +262,19 @@ def build_from_table(
     input_shape=DEFAULT_INPUT_SHAPE,
     num_tags: int = DEFAULT_NUM_TAGS,
     dropout: float = DEFAULT_DROPOUT,
+    time_pooling: str = "model",
 ) -> keras.Model:
     """Builds an architecture table into an uncompiled model.
 
     Step i of the table names its layers `block{i}_...` (e.g. `block1_conv`, `block1_pool`,
     `block3_proj_conv`, `block2_4_conv` for the fourth convolution of a repeated step).
+
+    With `time_pooling` "mean" or "max" the model takes crops of any length: a time pooling
+    window larger than what is left of the time axis shrinks to it (so a 128-frame crop is not
+    pooled to nothing), and after the last step a `time_pool` layer takes the mean or maximum
+    over the remaining time steps. Neither adds a parameter; at sizes the table pools down to
+    one step by itself (1,280 frames for vgg6) no window shrinks, `time_pool` spans one step,
+    and the model computes exactly what the "model" variant computes.
 
     Args:
         name: the model's name (used in error messages and as `model.name`).
@@ -231,6 +282,7 @@ def build_from_table(
         input_shape: `(bands, frames, 1)` of a crop.
         num_tags: number of outputs.
         dropout: rate of the Dropout before the output layer (the paper's 0.5; 0 removes it).
+        time_pooling: "model" (the table's pooling only), "mean" or "max".
 
     Returns:
         A `keras.Model` from input `melspec` `[batch, bands, frames, 1]` to output `tags`
@@ -239,14 +291,17 @@ def build_from_table(
     Raises:
         ModelError: see `check_arguments`.
     """
-    input_shape, num_tags = check_arguments(name, table, input_shape, num_tags)
-    if not 0 <= dropout < 1:
-        raise ModelError(f"model {name}: dropout {dropout!r} must be in [0, 1)")
+    input_shape, num_tags = check_arguments(name, table, input_shape, num_tags, time_pooling)
+    check_dropout(name, dropout)
     inputs = keras.Input(shape=input_shape, name="melspec")
     # The original normalises the raw log-mel input with a BatchNormalization of its own.
     x = batch_norm("input_bn")(inputs)
+    global_pooling = time_pooling != "model"
     for i, step in enumerate(table, start=1):
-        x = _apply_step(x, step, f"block{i}")
+        x = _apply_step(x, step, f"block{i}", clamp_time=global_pooling)
+    if global_pooling:
+        pool = layers.AveragePooling2D if time_pooling == "mean" else layers.MaxPooling2D
+        x = pool((1, x.shape[2]), name="time_pool")(x)
     return keras.Model(inputs, apply_head(x, num_tags, dropout=dropout), name=name)
 
 
@@ -256,25 +311,39 @@ class Architecture:
 
     Attributes:
         name: the registry name (`--model`).
-        table: the steps `build_from_table` builds.
+        table: the steps its builder builds.
         summary: one line for listings.
         trainable_params: trainable parameters at the default input and 56 tags, equal to the
             original PyTorch implementation's count (pinned by the tests).
+        builder: `(name, table, input_shape, num_tags, dropout, time_pooling) -> keras.Model`;
+            `build_from_table` for the paper's models.
+        sizes: `(table, time_pooling) -> {"bands": (low, high), "frames": (low, high)}`, the
+            inclusive input sizes the builder accepts (high None: no limit).
+        whole_tracks: its layers, applied in order, take any number of frames, so a whole
+            track can go through them in one pass (`models.whole_track_model`).
     """
 
     name: str
     table: tuple
     summary: str
     trainable_params: int
+    builder: Callable = build_from_table
+    sizes: Callable = table_input_sizes
+    whole_tracks: bool = False
 
     def build(
         self,
         input_shape=DEFAULT_INPUT_SHAPE,
         num_tags: int = DEFAULT_NUM_TAGS,
         dropout: float = DEFAULT_DROPOUT,
+        time_pooling: str = "model",
     ) -> keras.Model:
         """The model, uncompiled (see `build_from_table`)."""
-        return build_from_table(self.name, self.table, input_shape, num_tags, dropout)
+        return self.builder(self.name, self.table, input_shape, num_tags, dropout, time_pooling)
+
+    def input_sizes(self, time_pooling: str = "model") -> dict:
+        """The bands and frames the model takes (see `sizes`)."""
+        return self.sizes(self.table, time_pooling)
 
 
 #: Every registered architecture, in the order of the paper's Table 2.

@@ -20,10 +20,20 @@ This module must not know about particular architectures: those are tables in `a
 
 from __future__ import annotations
 
-from keras import layers
+from keras import initializers, layers
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9
+
+
+def he_normal_fan_out() -> initializers.Initializer:
+    """PyTorch's `kaiming_normal_(w, nonlinearity="relu", mode="fan_out")`: an untruncated normal
+    of variance 2 / fan-out (Keras's `HeNormal` is truncated and uses the fan-in).
+
+    A new instance per layer: an unseeded Keras initializer fixes its seed when created, so one
+    instance shared by several layers would give them the same draws.
+    """
+    return initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal")
 
 
 def batch_norm(name: str) -> layers.BatchNormalization:
@@ -133,3 +143,49 @@ def apply_head(x, num_tags: int, name: str = "tags", dropout: float = 0.5):
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
     return layers.Dense(num_tags, activation="sigmoid", dtype="float32", name=name)(x)
+
+
+def apply_conv_bn_relu(
+    x,
+    filters: int,
+    kernel_size,
+    name: str,
+    strides: int = 1,
+    padding: int = 1,
+    dropout: float = 0.0,
+):
+    """SpatialDropout2D, convolution, BatchNormalization, ReLU: the 2021 winner's `Conv` unit.
+
+    Their `models/modules.py` (vibour/emotion-theme-recognition) drops whole channels
+    (`Dropout2d`) before the convolution, pads `padding` zeros on every side as PyTorch does
+    (explicitly here, so a stride of 2 samples the pixels PyTorch samples; see the module
+    docstring), and initialises the kernel with He's normal initialiser over the fan-out
+    (`kaiming_normal_(..., mode="fan_out")`).
+
+    Args:
+        x: input tensor `[batch, height, width, channels]`.
+        filters: output channels.
+        kernel_size: an int (square) or `(height, width)`.
+        name: prefix of the layer names (`{name}_dropout`, `{name}_pad`, `{name}_conv`,
+            `{name}_bn`, `{name}_relu`).
+        strides: 1, or 2 to halve height and width (rounding up).
+        padding: zeros on every side (0: keep only full windows).
+        dropout: rate of the channel dropout before the convolution; 0 leaves it out.
+
+    Returns:
+        The activated feature map.
+    """
+    if dropout:
+        x = layers.SpatialDropout2D(dropout, name=f"{name}_dropout")(x)
+    if padding:
+        x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+    x = layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="valid",
+        kernel_initializer=he_normal_fan_out(),
+        name=f"{name}_conv",
+    )(x)
+    x = batch_norm(f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)

@@ -76,8 +76,8 @@ def export_ensemble(
 ) -> Path:
     """Exports the best checkpoints of an ensemble's members as one SavedModel (`ENSEMBLE/export`).
 
-    Each member crop-averages with its own `test_crops` (what its evaluation used), or with
-    `n_crops` for all of them when given.
+    Each member averages as its evaluation did: its own `test_crops`, or its sliding windows or
+    whole-track pass (`eval_mode`); or with `n_crops` regular crops for all of them when given.
 
     Raises:
         ConfigError: not an ensemble folder, or an `out_dir` that may not be replaced.
@@ -108,6 +108,8 @@ def export_ensemble(
     member_fns, members = [], []
     for run, model in zip(runs, models):
         crops = n_crops or run.config.test_crops
+        eval_mode = "crops" if n_crops else run.config.eval_mode
+        hop_frames = None if n_crops else run.config.eval_hop_frames
         member_fns.append(
             crop_average_fn(
                 model,
@@ -116,6 +118,8 @@ def export_ensemble(
                 n_crops=crops,
                 tags=run.tags,
                 pad_value=MTG_JAMENDO.pad_value,
+                hop_frames=hop_frames,
+                whole_track=eval_mode == "track",
             )
         )
         members.append(
@@ -123,7 +127,9 @@ def export_ensemble(
                 "source": str(run.checkpoint),
                 "model": run.config.model,
                 "crop_frames": run.config.crop_frames,
-                "n_crops": crops,
+                "n_crops": crops if eval_mode == "crops" else None,
+                "eval_mode": eval_mode,
+                "hop_frames": hop_frames,
             }
         )
     tags = runs[0].tags

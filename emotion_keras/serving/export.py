@@ -3,11 +3,13 @@
 The export's serving endpoint takes one full-length mel-spectrogram (float32 `[96, frames]`, any
 number of frames >= 1, unbatched: tracks differ in length) and returns the tag probabilities
 averaged over regular crops, computed in-graph exactly as `emotion-keras evaluate` computes them:
-crop i of K starts at `i * (frames - T) // (K - 1)`, and a track shorter than T frames is first
-padded as the training pipeline pads it (`emotion_keras.data.pipeline`). When the run was
-evaluated, the per-tag thresholds chosen on validation travel with it and the endpoint also
-returns the decisions (`probabilities >= thresholds`). The tag names travel with it, as an output,
-in `export.json` and as `tags.txt`; the native `.keras` model is written beside it.
+crop i of K starts at `i * (frames - T) // (K - 1)` (or, for a run with `eval_mode` "windows",
+crop-long windows slide over the whole track, `pipeline.sliding_window_starts`; or, with
+"track", the whole track goes through the network in one pass), and a track shorter than T
+frames is first padded as the training pipeline pads it (`emotion_keras.data.pipeline`). When the
+run was evaluated, the per-tag thresholds chosen on validation travel with it and the endpoint
+also returns the decisions (`probabilities >= thresholds`). The tag names travel with it, as an
+output, in `export.json` and as `tags.txt`; the native `.keras` model is written beside it.
 
     OUT/saved_model/    tf.saved_model.load(...).serve(melspec)
                           -> {"probabilities", "tags"[, "decisions"]}
@@ -93,12 +95,18 @@ def crop_average_fn(
     pad_value: float,
     thresholds=None,
     with_tags: bool = True,
+    hop_frames: int | None = None,
+    whole_track: bool = False,
 ):
     """A `tf.function` from one `[n_bands, frames]` melspec to crop-averaged probabilities.
 
     Args:
         model: a Keras model taking `[batch, n_bands, crop_frames, 1]`.
         n_bands, crop_frames, n_crops: the crop geometry (T and K).
+        hop_frames: None for K regular crops; else sliding windows this many frames apart over
+            the whole track, the last ending at its end (`n_crops` is then not used).
+        whole_track: instead, the whole track (padded to `crop_frames` if shorter) in one pass
+            through `models.whole_track_model(model)`, which shares `model`'s variables.
         tags: tag names, returned as the `tags` output (unless not `with_tags`: ONNX).
         pad_value: what a track shorter than `crop_frames` is padded with at its end (the
             pipeline's rule, so the export agrees with evaluation).
@@ -109,6 +117,10 @@ def crop_average_fn(
     # Constants are made inside the function: captured tensors would become inputs in ONNX.
     tag_names = list(tags)
     cutoffs = None if thresholds is None else np.asarray(thresholds, np.float32)
+    if whole_track:
+        from emotion_keras.models import whole_track_model
+
+        track_model = whole_track_model(model)
 
     @tf.function(input_signature=[tf.TensorSpec([n_bands, None], tf.float32, name="melspec")])
     def serve(melspec):
@@ -116,15 +128,22 @@ def crop_average_fn(
         padded = tf.pad(
             melspec, [[0, 0], [0, tf.maximum(crop_frames - frames, 0)]], constant_values=pad_value
         )
-        span = tf.maximum(frames, crop_frames) - crop_frames
-        if n_crops > 1:
-            starts = tf.range(n_crops) * span // (n_crops - 1)
+        if whole_track:
+            probabilities = track_model(padded[None, :, :, None], training=False)
+            outputs = {"probabilities": tf.cast(probabilities[0], tf.float32)}
         else:
-            starts = tf.reshape(span // 2, [1])
-        index = starts[:, None] + tf.range(crop_frames)[None, :]  # [K, T]
-        crops = tf.transpose(tf.gather(padded, index, axis=1), [1, 0, 2])  # [K, bands, T]
-        probabilities = tf.cast(model(crops[..., None], training=False), tf.float32)
-        outputs = {"probabilities": tf.reduce_mean(probabilities, axis=0)}
+            span = tf.maximum(frames, crop_frames) - crop_frames
+            if hop_frames is not None:  # pipeline.sliding_window_starts, in-graph
+                count = 1 + (span + hop_frames - 1) // hop_frames
+                starts = tf.minimum(tf.range(count) * hop_frames, span)
+            elif n_crops > 1:
+                starts = tf.range(n_crops) * span // (n_crops - 1)
+            else:
+                starts = tf.reshape(span // 2, [1])
+            index = starts[:, None] + tf.range(crop_frames)[None, :]  # [K, T]
+            crops = tf.transpose(tf.gather(padded, index, axis=1), [1, 0, 2])  # [K, bands, T]
+            probabilities = tf.cast(model(crops[..., None], training=False), tf.float32)
+            outputs = {"probabilities": tf.reduce_mean(probabilities, axis=0)}
         if with_tags:
             outputs["tags"] = tf.constant(tag_names)
         if cutoffs is not None:
@@ -171,6 +190,8 @@ def export_model(
     crop_frames: int,
     n_crops: int,
     pad_value: float,
+    hop_frames: int | None = None,
+    whole_track: bool = False,
     source: str = "",
     thresholds=None,
     model_card: str = "",
@@ -199,7 +220,14 @@ def export_model(
         archive.track(model)
         archive.add_endpoint(
             SERVE_ENDPOINT,
-            crop_average_fn(model, tags=tags, thresholds=thresholds, **geometry),
+            crop_average_fn(
+                model,
+                tags=tags,
+                thresholds=thresholds,
+                hop_frames=hop_frames,
+                whole_track=whole_track,
+                **geometry,
+            ),
         )
         archive.add_endpoint(
             WINDOWS_ENDPOINT, windows_fn(model, n_bands=n_bands, crop_frames=crop_frames)
@@ -229,7 +257,9 @@ def export_model(
                     "files": written,
                     "n_bands": n_bands,
                     "crop_frames": crop_frames,
-                    "n_crops": n_crops,
+                    "n_crops": n_crops if hop_frames is None and not whole_track else None,
+                    "hop_frames": hop_frames,
+                    "whole_track": whole_track,
                     "pad_value": pad_value,
                     "source": source,
                     "tensorflow": tf.__version__,
@@ -249,7 +279,9 @@ def export_run(
     overwrite: bool = False,
     formats=("savedmodel",),
 ) -> Path:
-    """Exports the best checkpoint of a run (default: `RUN/export`), with the test crop count.
+    """Exports the best checkpoint of a run (default: `RUN/export`), averaging as the run's
+    evaluation does: its test crop count, its sliding windows or one pass of the whole track
+    (`eval_mode`). `n_crops` asks for that many regular crops instead.
 
     An existing export folder is replaced only with `overwrite`; anything else already in
     `out_dir` is refused (`check_export_target`). The thresholds of an evaluated run go with
@@ -271,7 +303,17 @@ def export_run(
             run.run_dir,
             run.run_dir,
         )
-    n_crops = n_crops or run.config.test_crops
+    config = run.config
+    # `n_crops` asks for regular crops; otherwise the export averages as the run's evaluation.
+    hop_frames = None if n_crops else config.eval_hop_frames
+    whole_track = not n_crops and config.eval_mode == "track"
+    n_crops = n_crops or config.test_crops
+    if whole_track:
+        averaging = "runs the whole track through the network in one pass"
+    elif hop_frames is not None:
+        averaging = f"averages crop-long windows every {hop_frames} frames over the whole track"
+    else:
+        averaging = f"averages {n_crops} regular crops over the whole track"
     log.info("Exporting %s to %s ...", run.checkpoint, out_dir)
     return export_model(
         run.model,
@@ -281,8 +323,10 @@ def export_run(
         crop_frames=run.config.crop_frames,
         n_crops=n_crops,
         pad_value=MTG_JAMENDO.pad_value,
+        hop_frames=hop_frames,
+        whole_track=whole_track,
         source=str(run.checkpoint),
         thresholds=thresholds,
-        model_card=model_card(run, thresholds, n_crops),
+        model_card=model_card(run, thresholds, averaging),
         formats=formats,
     )

@@ -40,8 +40,10 @@ Limits:
 """
 
 
-def model_card(run: TrainedRun, thresholds: np.ndarray | None, n_crops: int) -> str:
-    """The Markdown card of `run` exported with `thresholds` (None: not evaluated)."""
+def model_card(run: TrainedRun, thresholds: np.ndarray | None, averaging: str) -> str:
+    """The Markdown card of `run` exported with `thresholds` (None: not evaluated); `averaging`
+    says how the export averages a track (e.g. "averages 20 regular crops over the whole
+    track")."""
     config = run.config
     sections = [
         f"# Model card: {config.model} mood/theme tagger\n",
@@ -50,7 +52,7 @@ def model_card(run: TrainedRun, thresholds: np.ndarray | None, n_crops: int) -> 
         f"- `{config.model}` (see `emotion-keras models`), "
         f"{run.model.count_params():,} parameters.",
         f"- Input: crops of {config.n_bands} mel bands x {config.crop_frames} frames; the export "
-        f"averages {n_crops} regular crops over the whole track.",
+        f"{averaging}.",
         f"- Output: {len(run.tags)} sigmoid probabilities (tag order: `export.json`).\n",
         "## Data and split\n",
         _data_lines(config),

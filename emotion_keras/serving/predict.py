@@ -90,6 +90,8 @@ def load_predictor(path: str | Path) -> Predictor:
             tags=run.tags,
             pad_value=MTG_JAMENDO.pad_value,
             thresholds=thresholds,
+            hop_frames=config.eval_hop_frames,
+            whole_track=config.eval_mode == "track",
         )
         windows = windows_fn(run.model, n_bands=config.n_bands, crop_frames=config.crop_frames)
         return Predictor(

@@ -351,7 +351,8 @@ class LocalPredictor:
     def __init__(self, model):
         import tensorflow as tf
 
-        self._predict = tf.function(lambda x: model(x, training=False))
+        # reduce_retracing: whole tracks (eval_mode "track") come in many lengths.
+        self._predict = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
 
     def predict(self, dataset, verbose: int = 0, callbacks=()) -> np.ndarray:
         outputs = [np.asarray(self._predict(x)) for x in dataset]

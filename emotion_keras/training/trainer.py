@@ -160,6 +160,11 @@ class _RunData:
 def _train(
     config: Config, run: RunDir, verbose: int | None, callbacks, progress: Progress | None
 ) -> dict:
+    from emotion_keras.models import check_crop
+
+    check_crop(
+        config.model, config.n_bands, config.crop_frames, config.time_pooling, config.eval_mode
+    )
     strategy, workers = _start_strategy(config)
     config = resolve_data(config, progress)
     completed = _open_shared_run_dir(run, config, strategy, workers)
@@ -279,7 +284,11 @@ def _build_model(config: Config, strategy, n_tags: int):
     keras.utils.set_random_seed(config.seed)
     with strategy.scope():
         model = build_model(
-            config.model, input_shape=_input_shape(config), num_tags=n_tags, dropout=config.dropout
+            config.model,
+            input_shape=_input_shape(config),
+            num_tags=n_tags,
+            dropout=config.dropout,
+            time_pooling=config.time_pooling,
         )
         if config.time_masks or config.freq_masks:
             from emotion_keras.models.augment import SpecAugment, with_spec_augment
@@ -429,32 +438,32 @@ def _write_loss_weights(run: RunDir, train_set: metadata.Subset, pos_weight) -> 
 def _validation_predictor(
     config: Config, data: _RunData, strategy, workers, progress: Progress | None = None
 ):
-    """`model -> [n_validation_tracks, n_tags]` crop-averaged probabilities, on every worker;
-    `progress` is told after every batch."""
-    from emotion_keras.data import pipeline
+    """`model -> [n_validation_tracks, n_tags]` probabilities averaged as `config.eval_mode`
+    says (`evaluation.evaluate.predict_averaged`), on every worker; `progress` is told after
+    every batch."""
+    from emotion_keras.evaluation.evaluate import predict_averaged
     from emotion_keras.training import distribute
 
-    settings = dict(
-        n_crops=config.val_crops,
-        crop_frames=config.crop_frames,
-        batch_size=config.batch_size,
-        n_bands=config.n_bands,
-        dtype=_crop_dtype(config),
-        progress=progress,
-    )
+    settings = dict(dtype=_crop_dtype(config), progress=progress)
     val_set, val_frames = data.val_set, data.val_frames
     if config.val_cache_mb:  # the regular crops are the same every epoch: read them once
+        from emotion_keras.data import pipeline
+
         settings["cache"] = pipeline.CropCache(config.val_cache_mb * 2**20)
 
     def predict_validation(model):
         if workers.count == 1:  # model.predict splits batches over this machine's replicas
-            return pipeline.predict_tracks(model, config.data_dir, val_set, val_frames, **settings)
+            return predict_averaged(
+                model, config, val_set, val_frames, config.val_crops, **settings
+            )
         share = distribute.contiguous_share(len(val_set), workers)
-        mine = pipeline.predict_tracks(
-            distribute.LocalPredictor(model),
-            config.data_dir,
+        mine = predict_averaged(
+            model,
+            config,
             val_set.take(share),
             val_frames[share.start : share.stop],
+            config.val_crops,
+            wrap=distribute.LocalPredictor,
             **settings,
         )
         return distribute.gather_rows(

@@ -223,6 +223,95 @@ def test_crop_averaged_predictions_equal_a_plain_numpy_reference(melspec_corpus)
                                atol=1e-6)
 
 
+# --- sliding windows (eval_mode "windows") ------------------------------------------------------
+
+def test_sliding_windows_cover_the_whole_track_and_end_at_its_end():
+    np.testing.assert_array_equal(pipeline.sliding_window_starts(100, 10, 10), np.arange(0, 91, 10))
+    np.testing.assert_array_equal(pipeline.sliding_window_starts(105, 10, 10),
+                                  [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95])
+    np.testing.assert_array_equal(pipeline.sliding_window_starts(30, 10, 5), [0, 5, 10, 15, 20])
+    np.testing.assert_array_equal(pipeline.sliding_window_starts(10, 10, 4), [0])
+    np.testing.assert_array_equal(pipeline.sliding_window_starts(3, 10, 4), [0])  # padded
+    for n, hop in [(1366, 128), (1280, 64), (9511, 100), (129, 128)]:
+        starts = pipeline.sliding_window_starts(n, 128, hop)
+        covered = np.zeros(n, bool)
+        for start in starts:
+            covered[start:start + 128] = True
+        assert covered.all() and starts[-1] == n - 128 and (np.diff(starts) <= hop).all()
+
+
+def windows_reference(model, root, subset, hop):
+    """Per-track mean of the model's outputs on each sliding window, computed window by window."""
+    predictions = []
+    for path in subset.melspec_paths:
+        melspec = np.load(root / path).astype(np.float32)
+        n = melspec.shape[1]
+        padded = np.pad(melspec, [(0, 0), (0, max(T - n, 0))], constant_values=-200.0)
+        starts = pipeline.sliding_window_starts(n, T, hop)
+        outputs = [np.asarray(model(padded[None, :, s:s + T, None], training=False))[0]
+                   for s in starts]
+        predictions.append(np.mean(outputs, axis=0))
+    return np.array(predictions)
+
+
+def test_eval_windows_are_read_track_by_track_in_full_batches(melspec_corpus):
+    frames = [16, 40, 7, 61]
+    root, subset = melspec_corpus(frames)
+    dataset = pipeline.eval_dataset(root, subset, crop_frames=T, batch_size=4, n_bands=BANDS,
+                                    hop_frames=10)
+    x = np.concatenate([batch.numpy() for batch in dataset])
+    windows = [pipeline.sliding_window_starts(n, T, 10) for n in frames]
+    n_windows = sum(map(len, windows))  # 1 + 4 + 1 + 6
+    assert len(x) == 12 and n_windows == 12
+    tracks, band, frame = decode(x)
+    np.testing.assert_array_equal(tracks[:, 0, 0], np.repeat(range(4), list(map(len, windows))))
+    np.testing.assert_array_equal(frame[:, 0, 0], np.concatenate(windows))
+    np.testing.assert_array_equal(x[5, :, 7:, 0], PAD_VALUE)  # track 2 has 7 frames
+
+
+@pytest.mark.parametrize("hop", [T, 5])
+def test_window_averaged_predictions_are_the_mean_of_per_window_predictions(melspec_corpus, hop):
+    root, subset = melspec_corpus([16, 90, 5, 300, 41], values="random")
+    model = crop_model(n_tags=6)
+    predicted = pipeline.predict_tracks(model, root, subset, crop_frames=T, batch_size=7,
+                                        n_bands=BANDS, hop_frames=hop)
+    assert predicted.shape == (5, 6) and predicted.dtype == np.float32
+    np.testing.assert_allclose(predicted, windows_reference(model, root, subset, hop),
+                               rtol=1e-5, atol=1e-6)
+
+
+def any_length_model(n_tags=6):
+    inputs = keras.Input((BANDS, None, 1), name="melspec")
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(n_tags, activation="sigmoid", name="tags")(x))
+
+
+def test_whole_tracks_are_read_one_per_batch_padded_to_the_crop(melspec_corpus):
+    frames = [16, 40, 7]
+    root, subset = melspec_corpus(frames)
+    dataset = pipeline.whole_track_dataset(root, subset, min_frames=T, n_bands=BANDS)
+    batches = [batch.numpy() for batch in dataset]
+    assert [b.shape for b in batches] == [(1, BANDS, 16, 1), (1, BANDS, 40, 1), (1, BANDS, 16, 1)]
+    track, _, frame = decode(batches[1])
+    assert (track == 1).all() and (frame[0, 0] == np.arange(40)).all()
+    np.testing.assert_array_equal(batches[2][0, :, 7:, 0], PAD_VALUE)
+
+
+def test_whole_track_predictions_are_one_pass_per_track(melspec_corpus):
+    root, subset = melspec_corpus([16, 90, 5, 300], values="random")
+    model = any_length_model()
+    predicted = pipeline.predict_whole_tracks(model, root, subset, min_frames=T, n_bands=BANDS)
+    expected = []
+    for path in subset.melspec_paths:
+        melspec = np.load(root / path)
+        padded = np.pad(melspec, [(0, 0), (0, max(T - melspec.shape[1], 0))],
+                        constant_values=-200.0)
+        expected.append(np.asarray(model(padded[None, ..., None], training=False))[0])
+    assert predicted.shape == (4, 6) and predicted.dtype == np.float32
+    np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_predict_tracks_works_from_a_callback_during_fit(melspec_corpus):
     root, subset = melspec_corpus([40, 60, 80, 33, 20], values="random")
     model = crop_model(n_tags=6)

@@ -364,3 +364,10 @@ def test_an_empty_history_file_from_a_crashed_first_epoch_does_not_wedge_the_run
     assert trainer.open_run_dir(RunDir(tmp_path), config) == 0
     assert not (tmp_path / "history.csv").exists()
     assert not (tmp_path / "val_per_tag.csv").exists()
+
+
+def test_a_crop_the_model_cannot_take_is_refused_before_the_run_starts(tmp_path):
+    config = Config(model="vgg6", crop_frames=128)
+    with pytest.raises(ConfigError, match=r"^crop_frames 128: model vgg6 takes 1280-2559 frames"):
+        training.train(config, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run").exists()
