@@ -441,6 +441,11 @@ def test_recipe_configurations_load_and_say_what_they_switch_on():
     config = load_experiment("cpjku2019-style-res18-m96")
     assert config.model == "res18" and config.mixup_alpha > 0
     assert config.weight_averaging == "swa"
+    winner = load_experiment("winner2021-convs-m96")
+    assert (winner.model, winner.crop_frames, winner.eval_mode) == ("convs", 224, "track")
+    assert (winner.loss, winner.optimizer, winner.schedule) == ("weighted_bce", "sgd", "cosine")
+    assert winner.coupled_weight_decay and winner.clipnorm == 0.25
+    assert (winner.mixup_alpha, winner.weight_averaging) == (0.2, "swa")
 
 
 @pytest.mark.slow
