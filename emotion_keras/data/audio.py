@@ -58,8 +58,10 @@ def load_audio(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.nda
     try:
         import soundfile
     except ImportError:
-        raise DataFileError(f"{path}: decoding audio needs the `audio` extra "
-                            f"(pip install 'emotion_keras[audio]', or make predict)") from None
+        raise DataFileError(
+            f"{path}: decoding audio needs the `audio` extra "
+            f"(pip install 'emotion_keras[audio]', or make predict)"
+        ) from None
     if not path.is_file():
         raise DataFileError(f"{path}: file not found")
     if path.stat().st_size == 0:
@@ -73,8 +75,10 @@ def load_audio(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.nda
         raise DataFileError(f"{path}: holds no audio samples")
     if not np.isfinite(samples).all():
         bad = int((~np.isfinite(samples)).any(axis=1).sum())
-        raise DataFileError(f"{path}: {bad} of {len(samples)} audio samples are NaN or "
-                            f"infinite (expected finite sample values)")
+        raise DataFileError(
+            f"{path}: {bad} of {len(samples)} audio samples are NaN or "
+            f"infinite (expected finite sample values)"
+        )
     mono = samples.mean(axis=1, dtype=np.float32)  # MonoMixer(type="mix")
     return resample_linear(mono, rate, sample_rate_hz)
 
@@ -94,8 +98,9 @@ def slaney_mel(hz):
     """Slaney's mel scale: linear below 1 kHz, logarithmic above (Auditory Toolbox)."""
     hz = np.asarray(hz, dtype=np.float64)
     log_step = math.log(6.4) / 27.0
-    return np.where(hz < 1000.0, hz / (200.0 / 3), 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0)
-                    / log_step)
+    return np.where(
+        hz < 1000.0, hz / (200.0 / 3), 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / log_step
+    )
 
 
 def slaney_hz(mel):
@@ -104,9 +109,13 @@ def slaney_hz(mel):
     return np.where(mel < 15.0, mel * (200.0 / 3), 1000.0 * np.exp(log_step * (mel - 15.0)))
 
 
-def mel_filterbank(sample_rate_hz: int = SAMPLE_RATE_HZ, n_fft: int = FRAME_SIZE,
-                   n_bands: int = N_BANDS, low_hz: float = LOW_HZ,
-                   high_hz: float = HIGH_HZ) -> np.ndarray:
+def mel_filterbank(
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
+    n_fft: int = FRAME_SIZE,
+    n_bands: int = N_BANDS,
+    low_hz: float = LOW_HZ,
+    high_hz: float = HIGH_HZ,
+) -> np.ndarray:
     """`[n_bands, n_fft // 2 + 1]` triangles with unit area, as Essentia's MelBands makes them.
 
     Band edges are equally spaced on Slaney's mel scale; each triangle is linear in Hz between
@@ -118,8 +127,11 @@ def mel_filterbank(sample_rate_hz: int = SAMPLE_RATE_HZ, n_fft: int = FRAME_SIZE
     low, centre, high = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (bins - low) / (centre - low)
     falling = (high - bins) / (high - centre)
-    weights = np.where((bins >= low) & (bins < centre), rising,
-                       np.where((bins >= centre) & (bins < high), falling, 0.0))
+    weights = np.where(
+        (bins >= low) & (bins < centre),
+        rising,
+        np.where((bins >= centre) & (bins < high), falling, 0.0),
+    )
     return weights / ((high - low) / 2.0)
 
 
@@ -135,27 +147,29 @@ def melspectrogram(signal: np.ndarray, sample_rate_hz: int = SAMPLE_RATE_HZ) -> 
         DataFileError: a signal at another rate (resample with `load_audio` first) or empty.
     """
     if sample_rate_hz != SAMPLE_RATE_HZ:
-        raise DataFileError(f"sample rate {sample_rate_hz} Hz: the dataset's features are "
-                            f"defined at {SAMPLE_RATE_HZ} Hz")
+        raise DataFileError(
+            f"sample rate {sample_rate_hz} Hz: the dataset's features are "
+            f"defined at {SAMPLE_RATE_HZ} Hz"
+        )
     signal = np.asarray(signal, dtype=np.float32)
     n_frames = n_frames_of(len(signal))
     if n_frames == 0:
         raise DataFileError("empty signal: no frames")
     half = FRAME_SIZE // 2
     padded = np.zeros(half + len(signal) + FRAME_SIZE, dtype=np.float32)
-    padded[half:half + len(signal)] = signal
-    window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FRAME_SIZE) / (FRAME_SIZE - 1)))
+    padded[half : half + len(signal)] = signal
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(FRAME_SIZE) / (FRAME_SIZE - 1))
     window = window.astype(np.float32)
     filters = mel_filterbank().astype(np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(padded, FRAME_SIZE)[::HOP_LENGTH][:n_frames]
     out = np.empty((N_BANDS, n_frames), dtype=np.float32)
     for start in range(0, n_frames, FRAMES_PER_BLOCK):
-        block = frames[start:start + FRAMES_PER_BLOCK] * window
+        block = frames[start : start + FRAMES_PER_BLOCK] * window
         power = np.abs(np.fft.rfft(block, axis=1)).astype(np.float32) ** 2
         bands = power @ filters.T
         # float64 so that the floor is exactly -200 dB, as Essentia's 2 x (-100).
         db = 20.0 * np.log10(np.maximum(bands.astype(np.float64), DB_FLOOR_POWER))
-        out[:, start:start + len(block)] = db.T
+        out[:, start : start + len(block)] = db.T
     return out
 
 
@@ -183,13 +197,17 @@ def melspec_jobs(inputs, out_dir: str | Path) -> list[tuple[Path, Path]]:
         else:
             jobs.append((item, out_dir / Path(item.name).with_suffix(".npy")))
     if not jobs:
-        raise DataFileError(f"{' '.join(map(str, inputs))}: no audio files found "
-                            f"({' '.join(AUDIO_SUFFIXES)})")
+        raise DataFileError(
+            f"{' '.join(map(str, inputs))}: no audio files found ({' '.join(AUDIO_SUFFIXES)})"
+        )
     first_source: dict[Path, Path] = {}
     for source, target in jobs:
         if target in first_source:
-            raise DataFileError(f"{first_source[target]} and {source} would both be written to "
-                                f"{target}; rename one, or give them in separate runs with "
-                                f"different out_dir folders", arguments=("out_dir",))
+            raise DataFileError(
+                f"{first_source[target]} and {source} would both be written to "
+                f"{target}; rename one, or give them in separate runs with "
+                f"different out_dir folders",
+                arguments=("out_dir",),
+            )
         first_source[target] = source
     return jobs

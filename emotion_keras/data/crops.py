@@ -54,8 +54,15 @@ class CropReader:
     frames_major = False
     dtype = np.dtype(np.float32)
 
-    def __init__(self, data_dir: str | Path, subset: Subset, n_frames: np.ndarray, *,
-                 crop_frames: int, n_bands: int):
+    def __init__(
+        self,
+        data_dir: str | Path,
+        subset: Subset,
+        n_frames: np.ndarray,
+        *,
+        crop_frames: int,
+        n_bands: int,
+    ):
         root = Path(data_dir)
         self.paths = [str(root / path) for path in subset.melspec_paths]
         self.n_frames = np.asarray(n_frames, dtype=np.int64)
@@ -68,17 +75,20 @@ class CropReader:
         if header is None:
             header = check_header(self.paths[track], self.n_bands)
             if header.n_frames != self.n_frames[track]:
-                raise DataFileError(f"{self.paths[track]}: now has {header.n_frames} frames, "
-                                    f"the start-up scan found {self.n_frames[track]} (was the "
-                                    f"file replaced during the run?)")
+                raise DataFileError(
+                    f"{self.paths[track]}: now has {header.n_frames} frames, "
+                    f"the start-up scan found {self.n_frames[track]} (was the "
+                    f"file replaced during the run?)"
+                )
             self._headers[track] = header
         return header
 
     def batch_shape(self, n_crops: int) -> tuple[int, int, int]:
         return (n_crops, self.n_bands, self.crop_frames)
 
-    def read(self, tracks: np.ndarray, starts: np.ndarray,
-             out: np.ndarray | None = None) -> np.ndarray:
+    def read(
+        self, tracks: np.ndarray, starts: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Crop k of track `tracks[k]` from frame `starts[k]`, for every k.
 
         Returns:
@@ -101,20 +111,24 @@ class CropReader:
                 melspec.close()
         return out
 
-    def read_random(self, tracks: np.ndarray, draws: np.ndarray,
-                    out: np.ndarray | None = None) -> np.ndarray:
+    def read_random(
+        self, tracks: np.ndarray, draws: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Random crops: `draws` (random integers) pick each crop's start uniformly."""
-        return self.read(tracks, random_crop_start(self.n_frames[tracks], self.crop_frames,
-                                                   draws), out)
+        return self.read(
+            tracks, random_crop_start(self.n_frames[tracks], self.crop_frames, draws), out
+        )
 
 
-def open_reader(data_dir: str | Path, subset: Subset, n_frames: np.ndarray, *, crop_frames: int,
-                n_bands: int):
+def open_reader(
+    data_dir: str | Path, subset: Subset, n_frames: np.ndarray, *, crop_frames: int, n_bands: int
+):
     """The crop reader for `data_dir`: a `CropReader` for a melspec folder, a
     `packed.PackedCropReader` for a packed corpus (frames-major batches in its stored dtype)."""
     from emotion_keras.data import packed
 
     if packed.is_packed(data_dir):
-        return packed.PackedCropReader(data_dir, subset, n_frames, crop_frames=crop_frames,
-                                       n_bands=n_bands)
+        return packed.PackedCropReader(
+            data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands
+        )
     return CropReader(data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands)

@@ -64,8 +64,9 @@ def _shape_envelope(shape: str, n_frames: int, phase: int) -> np.ndarray:
     return gain, offset
 
 
-def synthesize_melspec(tag_indices, n_frames: int, rng: np.random.Generator,
-                       pattern_db: float = 20.0) -> np.ndarray:
+def synthesize_melspec(
+    tag_indices, n_frames: int, rng: np.random.Generator, pattern_db: float = 20.0
+) -> np.ndarray:
     """A float32 [96, n_frames] log-mel spectrogram in dB with the given tags planted."""
     bands = np.arange(N_BANDS)[:, None]
     # Background: spectral tilt, a per-track level, a slow loudness envelope and noise.
@@ -83,8 +84,11 @@ def synthesize_melspec(tag_indices, n_frames: int, rng: np.random.Generator,
     for tag in tag_indices:
         centre, shape = tag_pattern(tag)
         gain, offset = _shape_envelope(shape, n_frames, phase=int(rng.integers(0, 48)))
-        spec += pattern_db * gain[None, :] * np.exp(-0.5 * ((bands - centre - offset[None, :])
-                                                            / 1.2) ** 2)
+        spec += (
+            pattern_db
+            * gain[None, :]
+            * np.exp(-0.5 * ((bands - centre - offset[None, :]) / 1.2) ** 2)
+        )
     return spec.astype(np.float32)
 
 
@@ -107,9 +111,16 @@ def _draw_tags(rng: np.random.Generator, n: int) -> list[list[int]]:
     return tags
 
 
-def write_demo_dataset(out_dir: str | Path, *, n_train: int = 448, n_validation: int = 112,
-                       n_test: int = 112, seed: int = 0, crop_frames: int = 1280,
-                       progress: Progress | None = None) -> Path:
+def write_demo_dataset(
+    out_dir: str | Path,
+    *,
+    n_train: int = 448,
+    n_validation: int = 112,
+    n_test: int = 112,
+    seed: int = 0,
+    crop_frames: int = 1280,
+    progress: Progress | None = None,
+) -> Path:
     """Writes the synthetic dataset to `out_dir` (replacing it atomically) and returns it.
 
     Args:
@@ -121,8 +132,11 @@ def write_demo_dataset(out_dir: str | Path, *, n_train: int = 448, n_validation:
     """
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
-        raise ConfigError(f"out_dir {out_dir}: exists and is not a demo dataset; give a new or "
-                          f"empty folder (it would be replaced)", arguments=("out_dir",))
+        raise ConfigError(
+            f"out_dir {out_dir}: exists and is not a demo dataset; give a new or "
+            f"empty folder (it would be replaced)",
+            arguments=("out_dir",),
+        )
     rng = np.random.default_rng(seed)
     sizes = {"train": n_train, "validation": n_validation, "test": n_test}
     total, done = sum(sizes.values()), 0
@@ -132,7 +146,8 @@ def write_demo_dataset(out_dir: str | Path, *, n_train: int = 448, n_validation:
             "SYNTHETIC demo dataset written by `emotion-keras demo-data`: NOT MTG-Jamendo audio.\n"
             "The layout and formats are MTG-Jamendo's; every tag plants its own band/shape\n"
             "pattern (emotion_keras/demo.py). Use it to try the software, never to report "
-            "results.\n")
+            "results.\n"
+        )
         tags_dir = tmp / "metadata" / "tags"
         tags_dir.mkdir(parents=True)
         (tags_dir / "moodtheme_split.txt").write_text("\n".join(MOODTHEME_TAGS) + "\n")
@@ -145,19 +160,31 @@ def write_demo_dataset(out_dir: str | Path, *, n_train: int = 448, n_validation:
             for n_frames, tag_indices in zip(frames, _draw_tags(rng, n)):
                 rel = f"{track_number % 100:02d}/{track_number}"
                 (tmp / "melspecs" / rel).parent.mkdir(parents=True, exist_ok=True)
-                np.save(tmp / "melspecs" / f"{rel}.npy",
-                        synthesize_melspec(tag_indices, int(n_frames), rng))
-                rows.append("\t".join([
-                    f"track_{track_number:07d}", "artist_synthetic", "album_synthetic",
-                    f"{rel}.mp3", f"{n_frames / FRAMES_PER_SECOND:.1f}",
-                    *(MOODTHEME_TAGS[t] for t in tag_indices)]))
+                np.save(
+                    tmp / "melspecs" / f"{rel}.npy",
+                    synthesize_melspec(tag_indices, int(n_frames), rng),
+                )
+                rows.append(
+                    "\t".join(
+                        [
+                            f"track_{track_number:07d}",
+                            "artist_synthetic",
+                            "album_synthetic",
+                            f"{rel}.mp3",
+                            f"{n_frames / FRAMES_PER_SECOND:.1f}",
+                            *(MOODTHEME_TAGS[t] for t in tag_indices),
+                        ]
+                    )
+                )
                 track_number += 1
                 done += 1
                 report(done, total, "tracks")
             (split_dir / f"autotagging_moodtheme-{subset}.tsv").write_text(
-                "".join(row + "\r\n" for row in rows), newline="")
-        (tmp / MARKER).write_text(json.dumps({"synthetic": True, "seed": seed, **sizes},
-                                             indent=2) + "\n")
+                "".join(row + "\r\n" for row in rows), newline=""
+            )
+        (tmp / MARKER).write_text(
+            json.dumps({"synthetic": True, "seed": seed, **sizes}, indent=2) + "\n"
+        )
     return out_dir
 
 
@@ -166,8 +193,9 @@ def demo_paths(out_dir: str | Path) -> tuple[Path, Path]:
     return Path(out_dir) / "melspecs", Path(out_dir) / "metadata"
 
 
-def ensure_demo_dataset(out_dir: str | Path, progress: Progress | None = None,
-                        **settings) -> tuple[Path, Path]:
+def ensure_demo_dataset(
+    out_dir: str | Path, progress: Progress | None = None, **settings
+) -> tuple[Path, Path]:
     """Writes the demo dataset unless a complete one with the same settings is already there.
 
     Returns:
@@ -175,10 +203,13 @@ def ensure_demo_dataset(out_dir: str | Path, progress: Progress | None = None,
     """
     out_dir = Path(out_dir)
     marker = out_dir / MARKER
-    wanted = {"synthetic": True, "seed": settings.get("seed", 0),
-              "train": settings.get("n_train", 448),
-              "validation": settings.get("n_validation", 112),
-              "test": settings.get("n_test", 112)}
+    wanted = {
+        "synthetic": True,
+        "seed": settings.get("seed", 0),
+        "train": settings.get("n_train", 448),
+        "validation": settings.get("n_validation", 112),
+        "test": settings.get("n_test", 112),
+    }
     if not (marker.is_file() and json.loads(marker.read_text()) == wanted):
         log.info("Writing the synthetic demo dataset to %s (once)...", out_dir)
         write_demo_dataset(out_dir, progress=progress, **settings)

@@ -92,16 +92,20 @@ def read_npy_header(path: str | Path) -> NpyHeader:
                 version = npy_format.read_magic(handle)
                 if version == (1, 0):
                     shape, fortran_order, dtype = npy_format.read_array_header_1_0(
-                        handle, max_header_size=_MAX_HEADER_SIZE)
+                        handle, max_header_size=_MAX_HEADER_SIZE
+                    )
                 elif version == (2, 0):
                     shape, fortran_order, dtype = npy_format.read_array_header_2_0(
-                        handle, max_header_size=_MAX_HEADER_SIZE)
+                        handle, max_header_size=_MAX_HEADER_SIZE
+                    )
                 else:
                     # Version 3.0 exists only for structured dtypes with non-Latin-1 field
                     # names, which a mel-spectrogram never has.
-                    raise DataFileError(f"{path}: .npy format version {version[0]}.{version[1]} "
-                                        f"is not supported (expected 1.0 or 2.0, as np.save "
-                                        f"writes for float arrays)")
+                    raise DataFileError(
+                        f"{path}: .npy format version {version[0]}.{version[1]} "
+                        f"is not supported (expected 1.0 or 2.0, as np.save "
+                        f"writes for float arrays)"
+                    )
             except ValueError as error:
                 reason = str(error).splitlines()[0] if str(error) else type(error).__name__
                 raise DataFileError(f"{path}: not a valid .npy file ({reason})") from None
@@ -114,10 +118,13 @@ def read_npy_header(path: str | Path) -> NpyHeader:
     except OSError as error:
         raise DataFileError(f"{path}: cannot be read ({error.strerror or error})") from None
     if dtype.hasobject:
-        raise DataFileError(f"{path}: holds a pickled object array; refusing to unpickle it "
-                            f"(expected float32 values of shape [bands, frames])")
-    return NpyHeader(tuple(int(n) for n in shape), dtype, bool(fortran_order), data_offset,
-                     file_size)
+        raise DataFileError(
+            f"{path}: holds a pickled object array; refusing to unpickle it "
+            f"(expected float32 values of shape [bands, frames])"
+        )
+    return NpyHeader(
+        tuple(int(n) for n in shape), dtype, bool(fortran_order), data_offset, file_size
+    )
 
 
 def read_header(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
@@ -133,19 +140,21 @@ def read_header(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
 def header_problem(header: NpyHeader, n_bands: int = N_BANDS) -> str | None:
     """What makes a melspec with this header unusable, or None if it is usable."""
     if len(header.shape) != 2:
-        return (f"expected a 2-D [{n_bands}, frames] array, found shape "
-                f"{list(header.shape)}")
+        return f"expected a 2-D [{n_bands}, frames] array, found shape {list(header.shape)}"
     if header.shape[0] != n_bands:
-        return (f"expected {n_bands} mel bands (shape [{n_bands}, frames]), found shape "
-                f"{list(header.shape)}")
+        return (
+            f"expected {n_bands} mel bands (shape [{n_bands}, frames]), found shape "
+            f"{list(header.shape)}"
+        )
     if header.shape[1] < 1:
         return "holds no frames (shape [bands, 0])"
     if header.dtype.kind != "f":
         return f"dtype {header.dtype} is not a float type (expected float32)"
     expected = header.data_offset + header.data_bytes
     if header.file_size < expected:
-        return (f"truncated: its header promises {expected:,} bytes, the file has "
-                f"{header.file_size:,}")
+        return (
+            f"truncated: its header promises {expected:,} bytes, the file has {header.file_size:,}"
+        )
     return None
 
 
@@ -158,8 +167,9 @@ def check_header(path: str | Path, n_bands: int = N_BANDS) -> NpyHeader:
     return header
 
 
-def scan_melspecs(data_dir: str | Path, subset: Subset, n_bands: int = N_BANDS,
-                  progress: Progress | None = None) -> np.ndarray:
+def scan_melspecs(
+    data_dir: str | Path, subset: Subset, n_bands: int = N_BANDS, progress: Progress | None = None
+) -> np.ndarray:
     """Frame counts of every track of `subset`, from the `.npy` headers alone.
 
     Run at start-up: it reads a few hundred bytes per file, and reports every missing or
@@ -204,8 +214,10 @@ def scan_melspecs(data_dir: str | Path, subset: Subset, n_bands: int = N_BANDS,
     if problems:
         listed = "; ".join(problems[:MAX_LISTED])
         more = f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-        raise DataFileError(f"{root}: {len(problems)} of {len(subset)} melspec files of "
-                            f"{subset.name} are unusable: {listed}{more}")
+        raise DataFileError(
+            f"{root}: {len(problems)} of {len(subset)} melspec files of "
+            f"{subset.name} are unusable: {listed}{more}"
+        )
     return frames
 
 
@@ -213,9 +225,11 @@ def check_melspec_root(data_dir: str | Path) -> Path:
     """`data_dir` as a Path, or a DataFileError if it is not a folder."""
     root = Path(data_dir)
     if not root.is_dir():
-        raise DataFileError(f"data_dir {data_dir}: not a directory (expected the melspec "
-                            f"root holding 00/ ... 99/ folders of .npy files)",
-                            arguments=("data_dir",))
+        raise DataFileError(
+            f"data_dir {data_dir}: not a directory (expected the melspec "
+            f"root holding 00/ ... 99/ folders of .npy files)",
+            arguments=("data_dir",),
+        )
     return root
 
 
@@ -257,14 +271,16 @@ class MelspecFile:
             size = os.fstat(self._fd).st_size
             needed = self.header.data_offset + self.header.data_bytes
             if size < needed:
-                raise DataFileError(f"{path}: truncated: its header promises {needed:,} bytes, "
-                                    f"the file has {size:,}")
+                raise DataFileError(
+                    f"{path}: truncated: its header promises {needed:,} bytes, "
+                    f"the file has {size:,}"
+                )
             self._map = mmap.mmap(self._fd, 0, access=mmap.ACCESS_READ)
         except BaseException:
             os.close(self._fd)
             raise
 
-    def __enter__(self) -> "MelspecFile":
+    def __enter__(self) -> MelspecFile:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -287,36 +303,47 @@ class MelspecFile:
         header = self.header
         n_bands, n_frames = header.shape
         if not 0 <= start < n_frames:
-            raise ValueError(f"{self.path}: crop start {start} outside the track's "
-                             f"{n_frames} frames")
+            raise ValueError(
+                f"{self.path}: crop start {start} outside the track's {n_frames} frames"
+            )
         stop = min(start + out.shape[1], n_frames)
         if header.fortran_order:
             self._read_frames_major(start, stop, out)
         else:
-            view = np.ndarray((n_bands, stop - start), dtype=header.dtype, buffer=self._map,
-                              offset=header.data_offset + start * header.dtype.itemsize,
-                              strides=(n_frames * header.dtype.itemsize, header.dtype.itemsize))
+            view = np.ndarray(
+                (n_bands, stop - start),
+                dtype=header.dtype,
+                buffer=self._map,
+                offset=header.data_offset + start * header.dtype.itemsize,
+                strides=(n_frames * header.dtype.itemsize, header.dtype.itemsize),
+            )
             try:
-                out[:, :stop - start] = view  # the only read of file data; casts to float32
+                out[:, : stop - start] = view  # the only read of file data; casts to float32
             finally:
                 del view  # a live view would keep the mapping from closing
         if stop - start < out.shape[1]:
-            out[:, stop - start:] = PAD_VALUE
-        if not np.isfinite(out[:, :stop - start]).all():
-            raise DataFileError(f"{self.path}: holds NaN or infinite values in frames "
-                                f"{start}-{stop - 1} (expected finite dB values)")
+            out[:, stop - start :] = PAD_VALUE
+        if not np.isfinite(out[:, : stop - start]).all():
+            raise DataFileError(
+                f"{self.path}: holds NaN or infinite values in frames "
+                f"{start}-{stop - 1} (expected finite dB values)"
+            )
 
     def _read_frames_major(self, start: int, stop: int, out: np.ndarray) -> None:
         header = self.header
         n_bands = header.shape[0]
         frames = _scratch((stop - start, n_bands), header.dtype)
         wanted = frames.nbytes
-        got = os.preadv(self._fd, [memoryview(frames).cast("B")],
-                        header.data_offset + start * n_bands * header.dtype.itemsize)
+        got = os.preadv(
+            self._fd,
+            [memoryview(frames).cast("B")],
+            header.data_offset + start * n_bands * header.dtype.itemsize,
+        )
         if got != wanted:
-            raise DataFileError(f"{self.path}: truncated while reading: got {got:,} of "
-                                f"{wanted:,} bytes")
-        out[:, :stop - start] = frames.T
+            raise DataFileError(
+                f"{self.path}: truncated while reading: got {got:,} of {wanted:,} bytes"
+            )
+        out[:, : stop - start] = frames.T
 
 
 _THREAD_LOCAL = threading.local()
@@ -331,8 +358,14 @@ def _scratch(shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
     return raw[:n_bytes].view(dtype).reshape(shape)
 
 
-def read_crop(path: str | Path, start: int, n_frames: int, *, n_bands: int = N_BANDS,
-              header: NpyHeader | None = None) -> np.ndarray:
+def read_crop(
+    path: str | Path,
+    start: int,
+    n_frames: int,
+    *,
+    n_bands: int = N_BANDS,
+    header: NpyHeader | None = None,
+) -> np.ndarray:
     """Reads one crop of a melspec, touching only the crop's bytes.
 
     Args:
@@ -387,8 +420,13 @@ def write_frames_major(source: str | Path, target: str | Path, n_bands: int = N_
     atomic_save_npy(target, np.asfortranarray(array))
 
 
-def relayout_melspecs(source_dir: str | Path, target_dir: str | Path, *, n_bands: int = N_BANDS,
-                      progress: Progress | None = None) -> dict:
+def relayout_melspecs(
+    source_dir: str | Path,
+    target_dir: str | Path,
+    *,
+    n_bands: int = N_BANDS,
+    progress: Progress | None = None,
+) -> dict:
     """Writes a frames-major copy of every `.npy` file under `source_dir` into `target_dir`.
 
     The optional faster layout for training: crops of frames-major files are read with one
@@ -407,12 +445,18 @@ def relayout_melspecs(source_dir: str | Path, target_dir: str | Path, *, n_bands
     """
     source_dir, target_dir = Path(source_dir), Path(target_dir)
     if not source_dir.is_dir():
-        raise DataFileError(f"{source_dir}: not a directory (expected the melspec root holding "
-                            f"00/ ... 99/ folders of .npy files)")
-    if target_dir.resolve() == source_dir.resolve() or \
-            source_dir.resolve() in target_dir.resolve().parents:
-        raise ConfigError(f"target_dir {target_dir}: must be outside the source folder "
-                          f"{source_dir}", arguments=("target_dir",))
+        raise DataFileError(
+            f"{source_dir}: not a directory (expected the melspec root holding "
+            f"00/ ... 99/ folders of .npy files)"
+        )
+    if (
+        target_dir.resolve() == source_dir.resolve()
+        or source_dir.resolve() in target_dir.resolve().parents
+    ):
+        raise ConfigError(
+            f"target_dir {target_dir}: must be outside the source folder {source_dir}",
+            arguments=("target_dir",),
+        )
     files = sorted(source_dir.rglob("*.npy"))
     if not files:
         raise DataFileError(f"{source_dir}: holds no .npy files")
@@ -437,8 +481,10 @@ def relayout_melspecs(source_dir: str | Path, target_dir: str | Path, *, n_bands
     if problems:
         listed = "; ".join(problems[:MAX_LISTED])
         more = f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
-        raise DataFileError(f"{source_dir}: {len(problems)} of {len(files)} files are unusable "
-                            f"and were not converted: {listed}{more}")
+        raise DataFileError(
+            f"{source_dir}: {len(problems)} of {len(files)} files are unusable "
+            f"and were not converted: {listed}{more}"
+        )
     return counts
 
 
@@ -447,6 +493,8 @@ def _is_frames_major_copy(target: Path, header: NpyHeader) -> bool:
         copy = read_npy_header(target)
     except DataFileError:
         return False
-    return (copy.shape == header.shape and copy.fortran_order
-            and header_problem(copy, header.shape[0]) is None)
-
+    return (
+        copy.shape == header.shape
+        and copy.fortran_order
+        and header_problem(copy, header.shape[0]) is None
+    )

@@ -34,15 +34,67 @@ MAX_LISTED = 5
 #: The 56 tags of the splits (`tags/moodtheme_split.txt`), in label-column order. Built in so
 #: that the demo dataset and exported models need no metadata folder; a test checks it against
 #: the real tag file.
-MOODTHEME_TAGS = tuple(TAG_PREFIX + name for name in (
-    "action", "adventure", "advertising", "background", "ballad", "calm", "children", "christmas",
-    "commercial", "cool", "corporate", "dark", "deep", "documentary", "drama", "dramatic",
-    "dream", "emotional", "energetic", "epic", "fast", "film", "fun", "funny", "game", "groovy",
-    "happy", "heavy", "holiday", "hopeful", "inspiring", "love", "meditative", "melancholic",
-    "melodic", "motivational", "movie", "nature", "party", "positive", "powerful", "relaxing",
-    "retro", "romantic", "sad", "sexy", "slow", "soft", "soundscape", "space", "sport", "summer",
-    "trailer", "travel", "upbeat", "uplifting",
-))
+MOODTHEME_TAGS = tuple(
+    TAG_PREFIX + name
+    for name in (
+        "action",
+        "adventure",
+        "advertising",
+        "background",
+        "ballad",
+        "calm",
+        "children",
+        "christmas",
+        "commercial",
+        "cool",
+        "corporate",
+        "dark",
+        "deep",
+        "documentary",
+        "drama",
+        "dramatic",
+        "dream",
+        "emotional",
+        "energetic",
+        "epic",
+        "fast",
+        "film",
+        "fun",
+        "funny",
+        "game",
+        "groovy",
+        "happy",
+        "heavy",
+        "holiday",
+        "hopeful",
+        "inspiring",
+        "love",
+        "meditative",
+        "melancholic",
+        "melodic",
+        "motivational",
+        "movie",
+        "nature",
+        "party",
+        "positive",
+        "powerful",
+        "relaxing",
+        "retro",
+        "romantic",
+        "sad",
+        "sexy",
+        "slow",
+        "soft",
+        "soundscape",
+        "space",
+        "sport",
+        "summer",
+        "trailer",
+        "travel",
+        "upbeat",
+        "uplifting",
+    )
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,11 +120,11 @@ class Subset:
     def __len__(self) -> int:
         return len(self.track_ids)
 
-    def head(self, n: int) -> "Subset":
+    def head(self, n: int) -> Subset:
         """The first `n` tracks (for quick runs and tests)."""
         return self.take(slice(0, n))
 
-    def take(self, rows) -> "Subset":
+    def take(self, rows) -> Subset:
         """The tracks at `rows` (a slice, range or index array), in that order."""
         if isinstance(rows, range):
             rows = slice(rows.start, rows.stop, rows.step)
@@ -87,7 +139,7 @@ class Subset:
 
 def short_tag_name(tag: str) -> str:
     """`mood/theme---happy` -> `happy` (for tables and plots)."""
-    return tag[len(TAG_PREFIX):] if tag.startswith(TAG_PREFIX) else tag
+    return tag[len(TAG_PREFIX) :] if tag.startswith(TAG_PREFIX) else tag
 
 
 def melspec_path(audio_path: str) -> str:
@@ -111,10 +163,12 @@ def read_text_lines(path: Path) -> list[str]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line_no = raw[:error.start].count(b"\n") + 1
-        raise MetadataError(f"{path}:{line_no}: not UTF-8 text (byte 0x{raw[error.start]:02x} "
-                            f"at offset {error.start}); save the file as UTF-8, as MTG-Jamendo "
-                            f"ships it") from None
+        line_no = raw[: error.start].count(b"\n") + 1
+        raise MetadataError(
+            f"{path}:{line_no}: not UTF-8 text (byte 0x{raw[error.start]:02x} "
+            f"at offset {error.start}); save the file as UTF-8, as MTG-Jamendo "
+            f"ships it"
+        ) from None
     # The upstream files have CRLF line endings; splitlines() drops both characters.
     return text.splitlines()
 
@@ -123,8 +177,11 @@ def read_tags(meta_dir: str | Path) -> tuple[str, ...]:
     """Reads the tag list; its order is the column order of every label matrix."""
     path = Path(meta_dir) / TAG_FILE
     if not path.is_file():
-        raise MetadataError(f"{path}: tag file not found (expected {TAG_FILE} under the "
-                            f"metadata folder meta_dir {meta_dir})", arguments=("meta_dir",))
+        raise MetadataError(
+            f"{path}: tag file not found (expected {TAG_FILE} under the "
+            f"metadata folder meta_dir {meta_dir})",
+            arguments=("meta_dir",),
+        )
     tags = []
     for line_no, line in enumerate(read_text_lines(path), start=1):
         tag = line.strip()
@@ -138,8 +195,9 @@ def read_tags(meta_dir: str | Path) -> tuple[str, ...]:
     return tuple(tags)
 
 
-def read_subset(meta_dir: str | Path, split: int = 0, subset: str = "train",
-                tags: tuple[str, ...] | None = None) -> Subset:
+def read_subset(
+    meta_dir: str | Path, split: int = 0, subset: str = "train", tags: tuple[str, ...] | None = None
+) -> Subset:
     """Reads one subset of one split.
 
     Args:
@@ -161,14 +219,17 @@ def read_subset(meta_dir: str | Path, split: int = 0, subset: str = "train",
         tags = read_tags(meta_dir)
     path = split_tsv_path(meta_dir, split, subset)
     if not path.is_file():
-        raise MetadataError(f"{path}: split file not found (expected split 0-4 under "
-                            f"meta_dir {meta_dir}, laid out like MTG-Jamendo's data/ folder)",
-                            arguments=("meta_dir",))
+        raise MetadataError(
+            f"{path}: split file not found (expected split 0-4 under "
+            f"meta_dir {meta_dir}, laid out like MTG-Jamendo's data/ folder)",
+            arguments=("meta_dir",),
+        )
     column = {tag: j for j, tag in enumerate(tags)}
     lines = read_text_lines(path)
     if not lines or tuple(lines[0].split("\t")) != HEADER:
-        raise MetadataError(f"{path}:1: header is not the expected "
-                            f"{' '.join(HEADER)} (tab-separated)")
+        raise MetadataError(
+            f"{path}:1: header is not the expected {' '.join(HEADER)} (tab-separated)"
+        )
     track_ids, paths, durations, rows = [], [], [], []
     seen: dict[str, int] = {}
     for line_no, line in enumerate(lines[1:], start=2):
@@ -176,26 +237,32 @@ def read_subset(meta_dir: str | Path, split: int = 0, subset: str = "train",
             continue
         fields = line.split("\t")
         if len(fields) < 6:
-            raise MetadataError(f"{path}:{line_no}: malformed row, expected at least 6 "
-                                f"tab-separated fields (the 6th on are tags), got {len(fields)}")
+            raise MetadataError(
+                f"{path}:{line_no}: malformed row, expected at least 6 "
+                f"tab-separated fields (the 6th on are tags), got {len(fields)}"
+            )
         track_id, _, _, audio_path, duration, *row_tags = fields
         if track_id in seen:
-            raise MetadataError(f"{path}:{line_no}: duplicate track {track_id} "
-                                f"(first on line {seen[track_id]})")
+            raise MetadataError(
+                f"{path}:{line_no}: duplicate track {track_id} (first on line {seen[track_id]})"
+            )
         seen[track_id] = line_no
         try:
             duration_s = float(duration)
         except ValueError:
-            raise MetadataError(f"{path}:{line_no}: DURATION {duration!r} is not a number "
-                                f"of seconds") from None
+            raise MetadataError(
+                f"{path}:{line_no}: DURATION {duration!r} is not a number of seconds"
+            ) from None
         if not audio_path or audio_path.startswith("/") or ".." in Path(audio_path).parts:
-            raise MetadataError(f"{path}:{line_no}: PATH {audio_path!r} is not a relative path "
-                                f"like 48/948.mp3")
+            raise MetadataError(
+                f"{path}:{line_no}: PATH {audio_path!r} is not a relative path like 48/948.mp3"
+            )
         label_row = np.zeros(len(tags), dtype=bool)
         for tag in row_tags:
             if tag not in column:
-                raise MetadataError(f"{path}:{line_no}: unknown tag {tag!r} (not in "
-                                    f"{Path(meta_dir) / TAG_FILE})")
+                raise MetadataError(
+                    f"{path}:{line_no}: unknown tag {tag!r} (not in {Path(meta_dir) / TAG_FILE})"
+                )
             label_row[column[tag]] = True
         track_ids.append(track_id)
         paths.append(melspec_path(audio_path))

@@ -98,15 +98,21 @@ def pack_subsets(meta_dir: str | Path, names: list[str] | None = None) -> list[S
     """
     if not names:
         # Split 0 must be there; later splits where present (the demo dataset has only split 0).
-        return [read_subset(meta_dir, split, subset) for split in range(5) for subset in SUBSETS
-                if split == 0 or split_tsv_path(meta_dir, split, subset).is_file()]
+        return [
+            read_subset(meta_dir, split, subset)
+            for split in range(5)
+            for subset in SUBSETS
+            if split == 0 or split_tsv_path(meta_dir, split, subset).is_file()
+        ]
     result = []
     for name in names:
         split_name, _, subset = name.partition("/")
-        if not (split_name.startswith("split-") and split_name[6:].isdigit() and
-                subset in SUBSETS):
-            raise ConfigError(f"subsets {name!r}: expected split-N/SUBSET with SUBSET one of "
-                              f"{', '.join(SUBSETS)}, e.g. split-0/train", arguments=("subsets",))
+        if not (split_name.startswith("split-") and split_name[6:].isdigit() and subset in SUBSETS):
+            raise ConfigError(
+                f"subsets {name!r}: expected split-N/SUBSET with SUBSET one of "
+                f"{', '.join(SUBSETS)}, e.g. split-0/train",
+                arguments=("subsets",),
+            )
         result.append(read_subset(meta_dir, int(split_name[6:]), subset))
     return result
 
@@ -121,18 +127,29 @@ def _union(subsets: list[Subset]) -> Subset:
                 ids.append(track_id)
                 paths.append(path)
     n = len(paths)
-    return Subset(name=" + ".join(s.name for s in subsets) or "no subsets",
-                  track_ids=np.array(ids, dtype=str), melspec_paths=np.array(paths, dtype=str),
-                  durations_s=np.zeros(n), labels=np.zeros((n, 0), dtype=bool), tags=())
+    return Subset(
+        name=" + ".join(s.name for s in subsets) or "no subsets",
+        track_ids=np.array(ids, dtype=str),
+        melspec_paths=np.array(paths, dtype=str),
+        durations_s=np.zeros(n),
+        labels=np.zeros((n, 0), dtype=bool),
+        tags=(),
+    )
 
 
 def _partial_paths(out: Path) -> tuple[Path, Path]:
     return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")
 
 
-def pack_melspecs(source_dir: str | Path, subsets: list[Subset], out: str | Path, *,
-                  dtype: str = "float16", n_bands: int = N_BANDS,
-                  progress: Progress | None = None) -> dict:
+def pack_melspecs(
+    source_dir: str | Path,
+    subsets: list[Subset],
+    out: str | Path,
+    *,
+    dtype: str = "float16",
+    n_bands: int = N_BANDS,
+    progress: Progress | None = None,
+) -> dict:
     """Packs the tracks of `subsets` (each once) from `source_dir` into the HDF5 file `out`.
 
     Args:
@@ -157,8 +174,9 @@ def pack_melspecs(source_dir: str | Path, subsets: list[Subset], out: str | Path
     import emotion_keras
 
     if dtype not in DTYPES:
-        raise ConfigError(f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}",
-                          arguments=("dtype",))
+        raise ConfigError(
+            f"dtype {dtype!r}: expected one of {', '.join(DTYPES)}", arguments=("dtype",)
+        )
     source_dir, out = Path(source_dir), Path(out)
     tracks = _union(subsets)
     if not len(tracks):
@@ -193,10 +211,12 @@ def pack_melspecs(source_dir: str | Path, subsets: list[Subset], out: str | Path
                 handle.attrs[key] = value
             handle.attrs["complete"] = False
             index = handle.create_group(INDEX)
-            index.create_dataset("track_id", data=tracks.track_ids.astype(object),
-                                 dtype=h5py.string_dtype())
-            index.create_dataset("path", data=tracks.melspec_paths.astype(object),
-                                 dtype=h5py.string_dtype())
+            index.create_dataset(
+                "track_id", data=tracks.track_ids.astype(object), dtype=h5py.string_dtype()
+            )
+            index.create_dataset(
+                "path", data=tracks.melspec_paths.astype(object), dtype=h5py.string_dtype()
+            )
             index.create_dataset("offset", data=offsets)
             index.create_dataset("frames", data=frames)
             index.create_dataset("crc32", shape=(len(tracks),), dtype=np.uint32)
@@ -217,8 +237,10 @@ def pack_melspecs(source_dir: str | Path, subsets: list[Subset], out: str | Path
             path = source_dir / tracks.melspec_paths[i]
             stored = _stored(load_melspec(path, n_bands), dtype, path)
             if stored.shape[0] != frames[i]:
-                raise DataFileError(f"{path}: has {stored.shape[0]} frames, the scan found "
-                                    f"{frames[i]} (was it replaced during the pack?)")
+                raise DataFileError(
+                    f"{path}: has {stored.shape[0]} frames, the scan found "
+                    f"{frames[i]} (was it replaced during the pack?)"
+                )
             data = stored.tobytes()
             crcs.append(zlib.crc32(data))
             _pwrite_all(fd, data, record["data_offset"] + int(offsets[i]) * n_bands * itemsize)
@@ -230,8 +252,11 @@ def pack_melspecs(source_dir: str | Path, subsets: list[Subset], out: str | Path
                 _write_record(record_path, record)
                 since_record = 0
             if progress is not None and i < len(tracks) - 1:
-                progress(int((done_bytes + written_now) / 1e6), total_mb,
-                         _progress_note(i + 1, len(tracks), written_now, started))
+                progress(
+                    int((done_bytes + written_now) / 1e6),
+                    total_mb,
+                    _progress_note(i + 1, len(tracks), written_now, started),
+                )
     finally:
         os.close(fd)
     if progress is not None:
@@ -245,12 +270,17 @@ def pack_melspecs(source_dir: str | Path, subsets: list[Subset], out: str | Path
     os.replace(partial, out)
     record_path.unlink(missing_ok=True)
     seconds = time.monotonic() - started
-    result = {"tracks": len(tracks), "frames": total, "bytes": out.stat().st_size,
-              "seconds": seconds,
-              "mb_per_s": written_now / 1e6 / seconds if seconds > 0 else float("nan"),
-              "resumed_tracks": resumed}
-    log.info("Packed %d tracks (%.2f GB, %s) into %s", len(tracks), result["bytes"] / 1e9,
-             dtype, out)
+    result = {
+        "tracks": len(tracks),
+        "frames": total,
+        "bytes": out.stat().st_size,
+        "seconds": seconds,
+        "mb_per_s": written_now / 1e6 / seconds if seconds > 0 else float("nan"),
+        "resumed_tracks": resumed,
+    }
+    log.info(
+        "Packed %d tracks (%.2f GB, %s) into %s", len(tracks), result["bytes"] / 1e9, dtype, out
+    )
     return result
 
 
@@ -268,8 +298,13 @@ def _create_contiguous(handle, name: str, shape: tuple[int, int], dtype: np.dtyp
     dcpl.set_layout(h5py.h5d.CONTIGUOUS)
     dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)  # the offset is known before any write
     dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)  # no 34 GB of zeros written first
-    dataset = h5py.h5d.create(handle.id, name.encode(), h5py.h5t.py_create(dtype.newbyteorder("<")),
-                              h5py.h5s.create_simple(shape), dcpl=dcpl)
+    dataset = h5py.h5d.create(
+        handle.id,
+        name.encode(),
+        h5py.h5t.py_create(dtype.newbyteorder("<")),
+        h5py.h5s.create_simple(shape),
+        dcpl=dcpl,
+    )
     return int(dataset.get_offset())
 
 
@@ -277,8 +312,9 @@ def _stored(melspec: np.ndarray, dtype: str, path: Path) -> np.ndarray:
     """`[bands, frames]` float32 -> C-contiguous `[frames, bands]` in `dtype` (little-endian)."""
     stored = np.ascontiguousarray(melspec.T, dtype=np.dtype(dtype).newbyteorder("<"))
     if dtype != "float32" and not np.isfinite(stored).all():
-        raise DataFileError(f"{path}: values beyond float16's range (±65,504); pack it as "
-                            f"float32 (--dtype float32)")
+        raise DataFileError(
+            f"{path}: values beyond float16's range (±65,504); pack it as float32 (--dtype float32)"
+        )
     return stored
 
 
@@ -331,21 +367,25 @@ class PackedMelspecs:
             DataFileError: tracks of `subset` that the file does not hold (the first few named).
         """
         row = {path: i for i, path in enumerate(self.paths.tolist())}
-        rows = np.array([row.get(path, -1) for path in subset.melspec_paths.tolist()],
-                        dtype=np.int64)
+        rows = np.array(
+            [row.get(path, -1) for path in subset.melspec_paths.tolist()], dtype=np.int64
+        )
         missing = np.flatnonzero(rows < 0)
         if len(missing):
             listed = ", ".join(subset.melspec_paths[missing[:MAX_LISTED]].tolist())
-            raise DataFileError(f"{self.path}: {len(missing)} of {len(subset)} tracks of "
-                                f"{subset.name} are not in this packed file (e.g. {listed}); "
-                                f"pack it with those subsets (--subset)")
+            raise DataFileError(
+                f"{self.path}: {len(missing)} of {len(subset)} tracks of "
+                f"{subset.name} are not in this packed file (e.g. {listed}); "
+                f"pack it with those subsets (--subset)"
+            )
         return rows
 
     def frames_of(self, subset: Subset, n_bands: int = N_BANDS) -> np.ndarray:
         """Frame counts of `subset`'s tracks, from the index (the packed `scan_melspecs`)."""
         if n_bands != self.n_bands:
-            raise DataFileError(f"{self.path}: holds {self.n_bands} mel bands, the run expects "
-                                f"{n_bands} (n_bands)")
+            raise DataFileError(
+                f"{self.path}: holds {self.n_bands} mel bands, the run expects {n_bands} (n_bands)"
+            )
         return self.frames[self.rows_of(subset)].copy()
 
     def track(self, row: int) -> np.ndarray:
@@ -355,8 +395,7 @@ class PackedMelspecs:
         with open(self.path, "rb", buffering=0) as handle:
             got = os.preadv(handle.fileno(), [memoryview(out).cast("B")], start)
         if got != out.nbytes:
-            raise DataFileError(f"{self.path}: truncated while reading track "
-                                f"{self.paths[row]}")
+            raise DataFileError(f"{self.path}: truncated while reading track {self.paths[row]}")
         return out
 
 
@@ -373,22 +412,29 @@ def open_packed(path: str | Path) -> PackedMelspecs:
 
     path = Path(path)
     if not path.is_file():
-        raise DataFileError(f"data_dir {path}: packed melspec file not found",
-                            arguments=("data_dir",))
+        raise DataFileError(
+            f"data_dir {path}: packed melspec file not found", arguments=("data_dir",)
+        )
     try:
         with h5py.File(path, "r") as handle:
             attrs = {key: _plain(value) for key, value in handle.attrs.items()}
             if attrs.get("format") != FORMAT:
-                raise DataFileError(f"{path}: an HDF5 file but not a packed melspec corpus (no "
-                                    f"format attribute {FORMAT!r}); write one with "
-                                    f"`emotion-keras melspecs pack`")
+                raise DataFileError(
+                    f"{path}: an HDF5 file but not a packed melspec corpus (no "
+                    f"format attribute {FORMAT!r}); write one with "
+                    f"`emotion-keras melspecs pack`"
+                )
             if attrs.get("format_version") != FORMAT_VERSION:
-                raise DataFileError(f"{path}: packed format version "
-                                    f"{attrs.get('format_version')} is not supported (expected "
-                                    f"{FORMAT_VERSION})")
+                raise DataFileError(
+                    f"{path}: packed format version "
+                    f"{attrs.get('format_version')} is not supported (expected "
+                    f"{FORMAT_VERSION})"
+                )
             if attrs.get("complete") is not True:
-                raise DataFileError(f"{path}: an unfinished pack (interrupted?); run "
-                                    f"`emotion-keras melspecs pack` again to finish it")
+                raise DataFileError(
+                    f"{path}: an unfinished pack (interrupted?); run "
+                    f"`emotion-keras melspecs pack` again to finish it"
+                )
             dataset = handle[DATA]
             layout = dataset.id.get_create_plist().get_layout()
             data_offset = dataset.id.get_offset()
@@ -404,8 +450,9 @@ def open_packed(path: str | Path) -> PackedMelspecs:
     except (OSError, KeyError, ValueError, TypeError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         if "truncated file" in reason:  # HDF5 knows the size the file should have
-            raise DataFileError(f"{path}: truncated: shorter than its HDF5 header says "
-                                f"({reason})") from None
+            raise DataFileError(
+                f"{path}: truncated: shorter than its HDF5 header says ({reason})"
+            ) from None
         raise DataFileError(f"{path}: not a readable packed melspec file ({reason})") from None
     n_bands = int(attrs.get("n_bands", -1))
     problem = None
@@ -414,14 +461,27 @@ def open_packed(path: str | Path) -> PackedMelspecs:
     elif dtype.name not in DTYPES or dtype.byteorder == ">" or dtype.name != attrs.get("dtype"):
         problem = f"/{DATA} has dtype {dtype}, its attributes say {attrs.get('dtype')}"
     elif len(shape) != 2 or shape[1] != n_bands or shape[0] != attrs.get("total_frames"):
-        problem = (f"/{DATA} has shape {list(shape)}, its attributes say "
-                   f"[{attrs.get('total_frames')}, {n_bands}]")
+        problem = (
+            f"/{DATA} has shape {list(shape)}, its attributes say "
+            f"[{attrs.get('total_frames')}, {n_bands}]"
+        )
     if problem is None:
         problem = _index_problem(track_ids, paths, offsets, frames, crc32, shape[0])
     if problem:
         raise DataFileError(f"{path}: damaged packed file: {problem}")
-    packed = PackedMelspecs(path, np.dtype(dtype.name), n_bands, int(data_offset), int(shape[0]),
-                            track_ids, paths, offsets, frames, crc32, attrs)
+    packed = PackedMelspecs(
+        path,
+        np.dtype(dtype.name),
+        n_bands,
+        int(data_offset),
+        int(shape[0]),
+        track_ids,
+        paths,
+        offsets,
+        frames,
+        crc32,
+        attrs,
+    )
     _check_size(packed)
     return packed
 
@@ -444,8 +504,10 @@ def _index_problem(track_ids, paths, offsets, frames, crc32, total: int) -> str 
     if not np.array_equal(offsets, expected) or int(frames.sum()) != total:
         tiled = np.array_equal(offsets, expected)
         bad = n - 1 if tiled else int(np.argmax(offsets != expected))
-        return (f"index offsets and frame counts do not tile the data (first at track "
-                f"{paths[bad]}: offset {offsets[bad]}, expected {expected[bad]})")
+        return (
+            f"index offsets and frame counts do not tile the data (first at track "
+            f"{paths[bad]}: offset {offsets[bad]}, expected {expected[bad]})"
+        )
     if len(set(paths.tolist())) != n:
         return "the index lists a track path twice"
     return None
@@ -455,8 +517,9 @@ def _check_size(packed: PackedMelspecs) -> None:
     size = packed.path.stat().st_size
     needed = packed.data_offset + packed.data_bytes
     if size < needed:
-        raise DataFileError(f"{packed.path}: truncated: its data ends at byte {needed:,}, the "
-                            f"file has {size:,}")
+        raise DataFileError(
+            f"{packed.path}: truncated: its data ends at byte {needed:,}, the file has {size:,}"
+        )
 
 
 _THREAD_LOCAL = threading.local()
@@ -479,8 +542,9 @@ def describe_source(data_dir: str | Path) -> str:
     return f"melspec folder {data_dir}"
 
 
-def verify_packed(path: str | Path, source_dir: str | Path | None = None, n_tracks: int = 10, *,
-                  seed: int = 0) -> dict:
+def verify_packed(
+    path: str | Path, source_dir: str | Path | None = None, n_tracks: int = 10, *, seed: int = 0
+) -> dict:
     """Checks `n_tracks` random packed tracks against their CRCs and, given `source_dir`, their
     source files: exactly (float32) or equal to the source rounded to float16.
 
@@ -499,15 +563,17 @@ def verify_packed(path: str | Path, source_dir: str | Path | None = None, n_trac
         stored = packed.track(row)
         name = packed.paths[row]
         if zlib.crc32(stored.tobytes()) != int(packed.crc32[row]):
-            raise DataFileError(f"{packed.path}: track {name}'s values do not match their "
-                                f"checksum (the file was altered or damaged)")
+            raise DataFileError(
+                f"{packed.path}: track {name}'s values do not match their "
+                f"checksum (the file was altered or damaged)"
+            )
         if source_dir is None:
             continue
         source = load_melspec(Path(source_dir) / name, packed.n_bands).T
-        if stored.shape != source.shape or not np.array_equal(stored,
-                                                              source.astype(packed.dtype)):
-            raise DataFileError(f"{packed.path}: track {name} differs from its source "
-                                f"{Path(source_dir) / name}")
+        if stored.shape != source.shape or not np.array_equal(stored, source.astype(packed.dtype)):
+            raise DataFileError(
+                f"{packed.path}: track {name} differs from its source {Path(source_dir) / name}"
+            )
         worst = max(worst, float(np.abs(stored.astype(np.float32) - source).max()))
     return {"checked": int(n_tracks), "max_abs_error": worst}
 
@@ -530,13 +596,16 @@ class PackedCropReader:
 
     frames_major = False
 
-    def __init__(self, data_dir, subset: Subset, n_frames: np.ndarray, *, crop_frames: int,
-                 n_bands: int):
+    def __init__(
+        self, data_dir, subset: Subset, n_frames: np.ndarray, *, crop_frames: int, n_bands: int
+    ):
         self.packed = data_dir if isinstance(data_dir, PackedMelspecs) else open_packed(data_dir)
         frames = self.packed.frames_of(subset, n_bands)
         if not np.array_equal(frames, n_frames):
-            raise DataFileError(f"{self.packed.path}: frame counts differ from the start-up "
-                                f"scan (was the file replaced during the run?)")
+            raise DataFileError(
+                f"{self.packed.path}: frame counts differ from the start-up "
+                f"scan (was the file replaced during the run?)"
+            )
         self.offsets = self.packed.offsets[self.packed.rows_of(subset)]
         self.n_frames = frames
         self.crop_frames = crop_frames
@@ -554,8 +623,9 @@ class PackedCropReader:
     def batch_shape(self, n_crops: int) -> tuple[int, int, int]:
         return (n_crops, self.n_bands, self.crop_frames)
 
-    def read(self, tracks: np.ndarray, starts: np.ndarray,
-             out: np.ndarray | None = None) -> np.ndarray:
+    def read(
+        self, tracks: np.ndarray, starts: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Crop k of track `tracks[k]` from frame `starts[k]`, for every k, into `out`.
 
         Returns:
@@ -569,8 +639,10 @@ class PackedCropReader:
         n_frames = self.n_frames[tracks]
         if ((starts < 0) | (starts >= n_frames)).any():
             k = int(np.argmax((starts < 0) | (starts >= n_frames)))
-            raise ValueError(f"{self.packed.path}: crop start {starts[k]} outside track "
-                             f"{tracks[k]}'s {n_frames[k]} frames")
+            raise ValueError(
+                f"{self.packed.path}: crop start {starts[k]} outside track "
+                f"{tracks[k]}'s {n_frames[k]} frames"
+            )
         rows = (self.offsets[tracks] + starts)[:, None] + self._steps
         short = np.flatnonzero(starts + self.crop_frames > n_frames)
         if len(short):  # crops past a track's end: read its last frame there, then pad
@@ -584,14 +656,18 @@ class PackedCropReader:
         mapping = mmap.mmap(self._fd, self._length, access=mmap.ACCESS_READ)
         try:
             self._read_ahead(mapping, tracks, starts, n_frames)
-            data = np.ndarray((self.packed.total_frames, self.n_bands), dtype=self.dtype,
-                              buffer=mapping, offset=self.packed.data_offset)
+            data = np.ndarray(
+                (self.packed.total_frames, self.n_bands),
+                dtype=self.dtype,
+                buffer=mapping,
+                offset=self.packed.data_offset,
+            )
             np.take(data, rows, axis=0, out=gathered, mode="clip")  # one gather, without the GIL
             del data  # a live view would keep the mapping from closing
         finally:
             mapping.close()
         for k in short.tolist():
-            gathered[k, n_frames[k] - starts[k]:] = PAD_VALUE
+            gathered[k, n_frames[k] - starts[k] :] = PAD_VALUE
         # Frames-major to the model's bands-major: one NumPy copy (without the GIL) of the whole
         # batch, as unsigned integers of the same width: NumPy copies float16 value by value
         # (3x slower), and a cast to float32 here would cost 3x more than TensorFlow's.
@@ -615,11 +691,13 @@ class PackedCropReader:
         for start, length in zip(aligned.tolist(), (lengths + first - aligned).tolist()):
             mapping.madvise(mmap.MADV_WILLNEED, start, length)
 
-    def read_random(self, tracks: np.ndarray, draws: np.ndarray,
-                    out: np.ndarray | None = None) -> np.ndarray:
+    def read_random(
+        self, tracks: np.ndarray, draws: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:
         """Random crops: `draws` pick each crop's start as `CropReader.read_random` does."""
         from emotion_keras.data.crops import random_crop_start
 
         tracks = np.asarray(tracks, dtype=np.int64)
-        return self.read(tracks, random_crop_start(self.n_frames[tracks], self.crop_frames,
-                                                   draws), out)
+        return self.read(
+            tracks, random_crop_start(self.n_frames[tracks], self.crop_frames, draws), out
+        )

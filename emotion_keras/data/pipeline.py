@@ -21,9 +21,9 @@ handed to TensorFlow without a copy. Figures and what bounds them: BENCHMARKS.md
 
 Reproducibility: epoch e's shuffling and random crop positions are a pure function of
 `(seed, e)` (stateless random ops, before the parallel reads, whose outputs keep their order), so
-a run resumed at epoch e reads what an uninterrupted run would have. Sharding for multi-worker training is by position in each epoch's shuffled order
-(`shard=(num_workers, index)`), before any read; this module does not set up distribution itself
-(`emotion_keras.training.distribute` does).
+a run resumed at epoch e reads what an uninterrupted run would have. Sharding for multi-worker
+training is by position in each epoch's shuffled order (`shard=(num_workers, index)`), before any
+read; this module does not set up distribution itself (`emotion_keras.training.distribute` does).
 
 This module must not decide hyper-parameters (callers pass the `Config` values) or parse files
 itself (that is `melspec_files`).
@@ -50,9 +50,21 @@ from emotion_keras.progress import Progress, log
 #: Batches read ahead of the model, beyond those being read in parallel.
 PREFETCH_BATCHES = 2
 
-__all__ = ["PAD_VALUE", "CropCache", "CropReader", "data_errors", "eval_dataset", "predict_tracks",
-           "predict_whole_tracks", "random_crop_start", "regular_crop_starts",
-           "sliding_window_starts", "steps_per_epoch", "train_dataset", "whole_track_dataset"]
+__all__ = [
+    "PAD_VALUE",
+    "CropCache",
+    "CropReader",
+    "data_errors",
+    "eval_dataset",
+    "predict_tracks",
+    "predict_whole_tracks",
+    "random_crop_start",
+    "regular_crop_starts",
+    "sliding_window_starts",
+    "steps_per_epoch",
+    "train_dataset",
+    "whole_track_dataset",
+]
 
 
 def regular_crop_starts(n_frames, crop_frames: int, n_crops: int) -> np.ndarray:
@@ -99,8 +111,9 @@ def sliding_window_starts(n_frames: int, crop_frames: int, hop_frames: int) -> n
     return np.minimum(np.arange(count, dtype=np.int64) * hop_frames, span)
 
 
-def evaluation_crops(n_frames, crop_frames: int, n_crops: int,
-                     hop_frames: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def evaluation_crops(
+    n_frames, crop_frames: int, n_crops: int, hop_frames: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """The crops evaluation reads, track-major: `(tracks, starts)`, two int64 arrays.
 
     `hop_frames` None: `n_crops` regular crops per track (`regular_crop_starts`); otherwise
@@ -123,12 +136,13 @@ _ALIGNMENT = 64
 _FLOAT32 = np.dtype(np.float32)
 
 
-def _aligned_view(raw: np.ndarray, shape: tuple[int, ...],
-                  dtype: np.dtype = _FLOAT32) -> np.ndarray:
+def _aligned_view(
+    raw: np.ndarray, shape: tuple[int, ...], dtype: np.dtype = _FLOAT32
+) -> np.ndarray:
     """An array of `shape` and `dtype` on the first `_ALIGNMENT`-byte boundary of bytes `raw`."""
     n_bytes = int(np.prod(shape)) * dtype.itemsize
     skip = -raw.ctypes.data % _ALIGNMENT
-    return raw[skip:skip + n_bytes].view(dtype).reshape(shape)
+    return raw[skip : skip + n_bytes].view(dtype).reshape(shape)
 
 
 class _BatchBuffers:
@@ -182,6 +196,7 @@ def _reporting(read):
                 _REPORTED.pop(next(iter(_REPORTED)), None)
             _REPORTED[str(error)] = error
             raise
+
     return wrapper
 
 
@@ -214,8 +229,10 @@ def _track_frames(data_dir, subset: Subset, n_frames, n_bands: int) -> np.ndarra
         return scan_melspecs(data_dir, subset, n_bands=n_bands)
     n_frames = np.asarray(n_frames, dtype=np.int64)
     if n_frames.shape != (len(subset),):
-        raise ValueError(f"n_frames has shape {n_frames.shape}, expected ({len(subset)},): one "
-                         f"frame count per track of {subset.name} (from scan_melspecs)")
+        raise ValueError(
+            f"n_frames has shape {n_frames.shape}, expected ({len(subset)},): one "
+            f"frame count per track of {subset.name} (from scan_melspecs)"
+        )
     return n_frames
 
 
@@ -233,8 +250,14 @@ def _model_input(crops: tf.Tensor, reader, dtype: str = "float32") -> tf.Tensor:
     return crops[..., None]
 
 
-def _read_batches(batches: tf.data.Dataset, reader: CropReader, read, batch_size: int | None,
-                  extra=None, dtype: str = "float32") -> tf.data.Dataset:
+def _read_batches(
+    batches: tf.data.Dataset,
+    reader: CropReader,
+    read,
+    batch_size: int | None,
+    extra=None,
+    dtype: str = "float32",
+) -> tf.data.Dataset:
     """Maps batches of (track, value) to crops `[batch, n_bands, T, 1]`, reading in parallel.
 
     `read(tracks, values, out)` is one of `reader`'s methods.
@@ -246,8 +269,13 @@ def _read_batches(batches: tf.data.Dataset, reader: CropReader, read, batch_size
         return read(tracks, values, buffers.take(reader.batch_shape(len(tracks)), reader.dtype))
 
     def read_crops(tracks, values):
-        crops = tf.numpy_function(_reporting(read_into_buffer), [tracks, values],
-                                  tf.as_dtype(reader.dtype), stateful=False, name="read_crops")
+        crops = tf.numpy_function(
+            _reporting(read_into_buffer),
+            [tracks, values],
+            tf.as_dtype(reader.dtype),
+            stateful=False,
+            name="read_crops",
+        )
         # numpy_function outputs have unknown shapes; Keras and XLA want them static.
         crops = _model_input(tf.ensure_shape(crops, reader.batch_shape(batch_size)), reader, dtype)
         return crops if extra is None else (crops, extra(tracks))
@@ -255,8 +283,9 @@ def _read_batches(batches: tf.data.Dataset, reader: CropReader, read, batch_size
     # deterministic=True: parallel reads still come out in order, so a seed reproduces a run.
     # A fixed prefetch depth (not AUTOTUNE, which may grow its buffer towards half the RAM)
     # keeps memory at a few batches of crops whatever the corpus size.
-    return (batches.map(read_crops, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(PREFETCH_BATCHES))
+    return batches.map(
+        read_crops, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    ).prefetch(PREFETCH_BATCHES)
 
 
 def _epoch_seeds(seed, epoch):
@@ -265,9 +294,16 @@ def _epoch_seeds(seed, epoch):
     return tf.unstack(tf.random.experimental.stateless_split(key, num=2))
 
 
-def epoch_order(n_tracks: int, *, seed: int = 0, epoch=0, shuffle: bool = True,
-                shard: tuple[int, int] | None = None, global_batch: int | None = None,
-                name: str = "subset") -> tf.data.Dataset:
+def epoch_order(
+    n_tracks: int,
+    *,
+    seed: int = 0,
+    epoch=0,
+    shuffle: bool = True,
+    shard: tuple[int, int] | None = None,
+    global_batch: int | None = None,
+    name: str = "subset",
+) -> tf.data.Dataset:
     """The `(track index, crop draw)` pairs of training epoch `epoch`, before any file is read.
 
     A pure function of `(seed, epoch)`: the shuffle and the draws come from stateless random
@@ -284,20 +320,24 @@ def epoch_order(n_tracks: int, *, seed: int = 0, epoch=0, shuffle: bool = True,
         A dataset of `(int64 track, int64 draw)`: one epoch.
     """
     if shard is not None and not (len(shard) == 2 and 0 <= shard[1] < shard[0]):
-        raise ConfigError(f"shard={shard}: expected (num_shards, index) with "
-                          f"0 <= index < num_shards")
+        raise ConfigError(
+            f"shard={shard}: expected (num_shards, index) with 0 <= index < num_shards"
+        )
     if global_batch is not None and not 0 < global_batch <= n_tracks:
-        raise ConfigError(f"{name}: {n_tracks} tracks, fewer than one global batch of "
-                          f"{global_batch}; lower batch_size or use more tracks",
-                          arguments=("batch_size",))
+        raise ConfigError(
+            f"{name}: {n_tracks} tracks, fewer than one global batch of "
+            f"{global_batch}; lower batch_size or use more tracks",
+            arguments=("batch_size",),
+        )
     shuffle_seed, draw_seed = _epoch_seeds(seed, epoch)
     tracks = tf.range(n_tracks, dtype=tf.int64)
     if shuffle:
         tracks = tf.random.experimental.stateless_shuffle(tracks, seed=shuffle_seed)
     # One random integer per position of the epoch picks that track's crop (`random_crop_start`);
     # drawn before any cut or shard, so a track gets the same crop whatever the replicas.
-    draws = tf.random.stateless_uniform([n_tracks], seed=draw_seed, minval=None, maxval=None,
-                                        dtype=tf.int64)
+    draws = tf.random.stateless_uniform(
+        [n_tracks], seed=draw_seed, minval=None, maxval=None, dtype=tf.int64
+    )
     elements = tf.data.Dataset.from_tensor_slices((tracks, draws))
     if global_batch is not None:
         elements = elements.take(n_tracks - n_tracks % global_batch)
@@ -306,13 +346,24 @@ def epoch_order(n_tracks: int, *, seed: int = 0, epoch=0, shuffle: bool = True,
     return elements
 
 
-def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
-                  crop_frames: int = 1280, batch_size: int = 64, n_bands: int = N_BANDS,
-                  seed: int = 0, shuffle: bool = True, drop_remainder: bool = False,
-                  shard: tuple[int, int] | None = None,
-                  global_batch: int | None = None, first_epoch: int = 0,
-                  n_epochs: int | None = 1, mixup_alpha: float = 0.0,
-                  dtype: str = "float32") -> tf.data.Dataset:
+def train_dataset(
+    data_dir: str | Path,
+    subset: Subset,
+    n_frames=None,
+    *,
+    crop_frames: int = 1280,
+    batch_size: int = 64,
+    n_bands: int = N_BANDS,
+    seed: int = 0,
+    shuffle: bool = True,
+    drop_remainder: bool = False,
+    shard: tuple[int, int] | None = None,
+    global_batch: int | None = None,
+    first_epoch: int = 0,
+    n_epochs: int | None = 1,
+    mixup_alpha: float = 0.0,
+    dtype: str = "float32",
+) -> tf.data.Dataset:
     """One random crop per track and epoch, with labels, in shuffled batches.
 
     One pass over the dataset is `n_epochs` epochs, from epoch `first_epoch` on; each epoch
@@ -364,24 +415,38 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
     labels = tf.constant(subset.labels, dtype=tf.float32)
 
     drop_remainder = drop_remainder or global_batch is not None
-    settings = dict(seed=seed, shuffle=shuffle, shard=shard, global_batch=global_batch,
-                    name=subset.name)
+    settings = dict(
+        seed=seed, shuffle=shuffle, shard=shard, global_batch=global_batch, name=subset.name
+    )
     epoch_order(len(subset), **settings)  # checks the settings here, not inside tf.data
-    epochs = (tf.data.Dataset.counter(first_epoch) if n_epochs is None
-              else tf.data.Dataset.range(first_epoch, first_epoch + n_epochs))
+    epochs = (
+        tf.data.Dataset.counter(first_epoch)
+        if n_epochs is None
+        else tf.data.Dataset.range(first_epoch, first_epoch + n_epochs)
+    )
     batches = epochs.flat_map(
-        lambda epoch: epoch_order(len(subset), epoch=epoch, **settings)
-        .batch(batch_size, drop_remainder=drop_remainder))
-    dataset = _read_batches(batches, reader, reader.read_random,
-                            batch_size if drop_remainder else None,
-                            extra=lambda t: tf.gather(labels, t),
-                            dtype="float32" if mixup_alpha else dtype)
+        lambda epoch: epoch_order(len(subset), epoch=epoch, **settings).batch(
+            batch_size, drop_remainder=drop_remainder
+        )
+    )
+    dataset = _read_batches(
+        batches,
+        reader,
+        reader.read_random,
+        batch_size if drop_remainder else None,
+        extra=lambda t: tf.gather(labels, t),
+        dtype="float32" if mixup_alpha else dtype,
+    )
     if mixup_alpha:
         # (epoch, batch of the epoch): the same batches, counted without reading a file.
         keys = epochs.flat_map(
-            lambda epoch: epoch_order(len(subset), epoch=epoch, **settings)
-            .batch(batch_size, drop_remainder=drop_remainder).enumerate()
-            .map(lambda index, _: tf.stack([tf.cast(epoch, tf.int64), index])))
+            lambda epoch: (
+                epoch_order(len(subset), epoch=epoch, **settings)
+                .batch(batch_size, drop_remainder=drop_remainder)
+                .enumerate()
+                .map(lambda index, _: tf.stack([tf.cast(epoch, tf.int64), index]))
+            )
+        )
         dataset = mixup_batches(dataset, mixup_alpha, seed, keys=keys)
         if dtype != "float32":  # mixup mixes in float32
             dataset = dataset.map(lambda x, y: (tf.cast(x, dtype), y))
@@ -392,8 +457,9 @@ def train_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
     return dataset
 
 
-def steps_per_epoch(n_tracks: int, batch_size: int, *, drop_remainder: bool = False,
-                    global_batch: int | None = None) -> int:
+def steps_per_epoch(
+    n_tracks: int, batch_size: int, *, drop_remainder: bool = False, global_batch: int | None = None
+) -> int:
     """Batches of one `train_dataset` epoch (of every shard, with `global_batch`)."""
     if global_batch is not None:
         return n_tracks // global_batch
@@ -435,8 +501,12 @@ class CropCache:
         n_bytes = n_batches * int(np.prod(batch_shape)) * dtype.itemsize
         if n_bytes > self.max_bytes:
             if not self._too_large_logged:
-                log.info("Evaluation crops (%.0f MB) exceed the crop cache (%.0f MB): read "
-                         "from the files every time", n_bytes / 2**20, self.max_bytes / 2**20)
+                log.info(
+                    "Evaluation crops (%.0f MB) exceed the crop cache (%.0f MB): read "
+                    "from the files every time",
+                    n_bytes / 2**20,
+                    self.max_bytes / 2**20,
+                )
                 self._too_large_logged = True
             return False
         if key != self._key:
@@ -456,16 +526,19 @@ class CropCache:
         return self._crops[batch]
 
 
-def _cached_batches(cache: CropCache, reader, tracks: np.ndarray, starts: np.ndarray,
-                    batch_size: int, dtype: str) -> tf.data.Dataset:
+def _cached_batches(
+    cache: CropCache, reader, tracks: np.ndarray, starts: np.ndarray, batch_size: int, dtype: str
+) -> tf.data.Dataset:
     """Evaluation batches read into `cache` (first pass) or taken from it (later passes)."""
     n_batches = len(tracks) // batch_size
     shape = reader.batch_shape(batch_size)
     stored = tf.as_dtype(reader.dtype)
     if cache.complete:
+
         def take(batch):
-            crops = tf.numpy_function(lambda b: cache._crops[b], [batch], stored, stateful=False,
-                                      name="cached_crops")
+            crops = tf.numpy_function(
+                lambda b: cache._crops[b], [batch], stored, stateful=False, name="cached_crops"
+            )
             return _model_input(tf.ensure_shape(crops, shape), reader, dtype)
 
         return tf.data.Dataset.range(n_batches).map(take).prefetch(PREFETCH_BATCHES)
@@ -476,21 +549,39 @@ def _cached_batches(cache: CropCache, reader, tracks: np.ndarray, starts: np.nda
 
     def read(batch, elements):
         batch_tracks, batch_starts = elements
-        crops = tf.numpy_function(_reporting(read_into_cache), [batch, batch_tracks, batch_starts],
-                                  stored, stateful=False, name="read_crops_into_cache")
+        crops = tf.numpy_function(
+            _reporting(read_into_cache),
+            [batch, batch_tracks, batch_starts],
+            stored,
+            stateful=False,
+            name="read_crops_into_cache",
+        )
         return _model_input(tf.ensure_shape(crops, shape), reader, dtype)
 
-    batches = tf.data.Dataset.zip((tf.data.Dataset.range(n_batches),
-                                   tf.data.Dataset.from_tensor_slices((tracks, starts))
-                                   .batch(batch_size)))
-    return (batches.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(PREFETCH_BATCHES))
+    batches = tf.data.Dataset.zip(
+        (
+            tf.data.Dataset.range(n_batches),
+            tf.data.Dataset.from_tensor_slices((tracks, starts)).batch(batch_size),
+        )
+    )
+    return batches.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
+        PREFETCH_BATCHES
+    )
 
 
-def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops: int = 10,
-                 crop_frames: int = 1280, batch_size: int = 64, n_bands: int = N_BANDS,
-                 hop_frames: int | None = None, cache: CropCache | None = None,
-                 dtype: str = "float32") -> tf.data.Dataset:
+def eval_dataset(
+    data_dir: str | Path,
+    subset: Subset,
+    n_frames=None,
+    *,
+    n_crops: int = 10,
+    crop_frames: int = 1280,
+    batch_size: int = 64,
+    n_bands: int = N_BANDS,
+    hop_frames: int | None = None,
+    cache: CropCache | None = None,
+    dtype: str = "float32",
+) -> tf.data.Dataset:
     """K regular crops (or sliding windows) of every track, batched across tracks, batches full.
 
     Crops come in track-major order (track 0's K crops, then track 1's, ...), so the first
@@ -511,8 +602,9 @@ def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops
     Returns:
         A dataset of x float32 `[batch_size, n_bands, crop_frames, 1]` (no labels).
     """
-    _check_positive(n_crops=n_crops, crop_frames=crop_frames, batch_size=batch_size,
-                    n_bands=n_bands)
+    _check_positive(
+        n_crops=n_crops, crop_frames=crop_frames, batch_size=batch_size, n_bands=n_bands
+    )
     n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
     reader = open_reader(data_dir, subset, n_frames, crop_frames=crop_frames, n_bands=n_bands)
     tracks, starts = evaluation_crops(n_frames, crop_frames, n_crops, hop_frames)
@@ -521,20 +613,38 @@ def eval_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *, n_crops
         tracks = np.concatenate([tracks, np.full(fill, tracks[-1])])
         starts = np.concatenate([starts, np.full(fill, starts[-1])])
     if cache is not None:
-        key = (str(data_dir), hash(tuple(subset.melspec_paths.tolist())), n_crops, crop_frames,
-               batch_size, n_bands, hop_frames)
-        if cache._prepare(key, len(tracks) // batch_size, reader.batch_shape(batch_size),
-                          reader.dtype):
+        key = (
+            str(data_dir),
+            hash(tuple(subset.melspec_paths.tolist())),
+            n_crops,
+            crop_frames,
+            batch_size,
+            n_bands,
+            hop_frames,
+        )
+        if cache._prepare(
+            key, len(tracks) // batch_size, reader.batch_shape(batch_size), reader.dtype
+        ):
             return _cached_batches(cache, reader, tracks, starts, batch_size, dtype)
     batches = tf.data.Dataset.from_tensor_slices((tracks, starts)).batch(batch_size)
     return _read_batches(batches, reader, reader.read, batch_size, dtype=dtype)
 
 
-def predict_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *,
-                   n_crops: int = 10, crop_frames: int = 1280, batch_size: int = 64,
-                   n_bands: int = N_BANDS, hop_frames: int | None = None,
-                   progress: Progress | None = None, cache: CropCache | None = None,
-                   dtype: str = "float32") -> np.ndarray:
+def predict_tracks(
+    model,
+    data_dir: str | Path,
+    subset: Subset,
+    n_frames=None,
+    *,
+    n_crops: int = 10,
+    crop_frames: int = 1280,
+    batch_size: int = 64,
+    n_bands: int = N_BANDS,
+    hop_frames: int | None = None,
+    progress: Progress | None = None,
+    cache: CropCache | None = None,
+    dtype: str = "float32",
+) -> np.ndarray:
     """Each track's prediction: the mean of the model's outputs over its K regular crops, or
     over its sliding windows (`hop_frames`).
 
@@ -555,18 +665,28 @@ def predict_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *
         DataFileError: an unusable file (at the scan, or met while reading).
     """
     n_frames = _track_frames(data_dir, subset, n_frames, n_bands)
-    dataset = eval_dataset(data_dir, subset, n_frames, n_crops=n_crops, crop_frames=crop_frames,
-                           batch_size=batch_size, n_bands=n_bands, hop_frames=hop_frames,
-                           cache=cache, dtype=dtype)
+    dataset = eval_dataset(
+        data_dir,
+        subset,
+        n_frames,
+        n_crops=n_crops,
+        crop_frames=crop_frames,
+        batch_size=batch_size,
+        n_bands=n_bands,
+        hop_frames=hop_frames,
+        cache=cache,
+        dtype=dtype,
+    )
     n_tracks = len(subset)
     if n_tracks == 0:
         return np.zeros((0, subset.labels.shape[1]), dtype=np.float32)
     tracks, _ = evaluation_crops(n_frames, crop_frames, n_crops, hop_frames)
     callbacks = _reporting_batches(progress, -(-len(tracks) // batch_size), subset)
     with data_errors():
-        outputs = np.asarray(model.predict(dataset, verbose=0, callbacks=callbacks),
-                             dtype=np.float64)
-    per_crop = outputs[:len(tracks)]
+        outputs = np.asarray(
+            model.predict(dataset, verbose=0, callbacks=callbacks), dtype=np.float64
+        )
+    per_crop = outputs[: len(tracks)]
     counts = np.bincount(tracks, minlength=n_tracks)
     sums = np.add.reduceat(per_crop, np.concatenate([[0], np.cumsum(counts)[:-1]]), axis=0)
     return (sums / counts[:, None]).astype(np.float32)
@@ -585,8 +705,9 @@ def _reporting_batches(progress: Progress | None, n_batches: int, subset: Subset
     return [Report()]
 
 
-def whole_track_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
-                        min_frames: int, n_bands: int = N_BANDS) -> tf.data.Dataset:
+def whole_track_dataset(
+    data_dir: str | Path, subset: Subset, n_frames=None, *, min_frames: int, n_bands: int = N_BANDS
+) -> tf.data.Dataset:
     """Every track whole, one per batch, in subset order.
 
     A track shorter than `min_frames` (the training crop) is padded at its end to that length,
@@ -605,9 +726,10 @@ def whole_track_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
 
         def read(track):
             values = corpus.track(int(rows[int(track)])).T  # [bands, frames], stored dtype
-            out = np.full((1, n_bands, max(values.shape[1], min_frames)), PAD_VALUE,
-                          dtype=np.float32)
-            out[0, :, :values.shape[1]] = values
+            out = np.full(
+                (1, n_bands, max(values.shape[1], min_frames)), PAD_VALUE, dtype=np.float32
+            )
+            out[0, :, : values.shape[1]] = values
             return out
     else:
         reader = CropReader(data_dir, subset, n_frames, crop_frames=min_frames, n_bands=n_bands)
@@ -618,18 +740,28 @@ def whole_track_dataset(data_dir: str | Path, subset: Subset, n_frames=None, *,
             return reader.read(np.array([track]), np.array([0]), out)
 
     def read_track(track):
-        x = tf.numpy_function(_reporting(read), [track], tf.float32, stateful=False,
-                              name="read_track")
+        x = tf.numpy_function(
+            _reporting(read), [track], tf.float32, stateful=False, name="read_track"
+        )
         return tf.ensure_shape(x, [1, n_bands, None])[..., None]
 
-    return (tf.data.Dataset.range(len(subset))
-            .map(read_track, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(PREFETCH_BATCHES))
+    return (
+        tf.data.Dataset.range(len(subset))
+        .map(read_track, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(PREFETCH_BATCHES)
+    )
 
 
-def predict_whole_tracks(model, data_dir: str | Path, subset: Subset, n_frames=None, *,
-                         min_frames: int, n_bands: int = N_BANDS,
-                         progress: Progress | None = None) -> np.ndarray:
+def predict_whole_tracks(
+    model,
+    data_dir: str | Path,
+    subset: Subset,
+    n_frames=None,
+    *,
+    min_frames: int,
+    n_bands: int = N_BANDS,
+    progress: Progress | None = None,
+) -> np.ndarray:
     """Each track's prediction from one pass of the whole track (`eval_mode` "track").
 
     Args:
@@ -641,11 +773,13 @@ def predict_whole_tracks(model, data_dir: str | Path, subset: Subset, n_frames=N
     Returns:
         float32 `[len(subset), n_tags]`, rows in subset order.
     """
-    dataset = whole_track_dataset(data_dir, subset, n_frames, min_frames=min_frames,
-                                  n_bands=n_bands)
+    dataset = whole_track_dataset(
+        data_dir, subset, n_frames, min_frames=min_frames, n_bands=n_bands
+    )
     if len(subset) == 0:
         return np.zeros((0, subset.labels.shape[1]), dtype=np.float32)
     with data_errors():
-        outputs = model.predict(dataset, verbose=0,
-                                callbacks=_reporting_batches(progress, len(subset), subset))
+        outputs = model.predict(
+            dataset, verbose=0, callbacks=_reporting_batches(progress, len(subset), subset)
+        )
     return np.asarray(outputs, dtype=np.float32)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emotion_keras.data import audio
 from emotion_keras.cli import main
+from emotion_keras.data import audio
 from emotion_keras.errors import DataFileError
 
 soundfile = pytest.importorskip("soundfile", reason="soundfile is part of the dev extra")
@@ -19,9 +19,17 @@ def essentia_reference():
     es = pytest.importorskip("essentia.standard", reason="essentia is part of the dev extra")
     window = es.Windowing(type="hann", normalized=False)
     spectrum = es.Spectrum()
-    bands = es.MelBands(numberBands=96, sampleRate=RATE, lowFrequencyBound=0,
-                        highFrequencyBound=6000, warpingFormula="slaneyMel",
-                        weighting="linear", normalize="unit_tri", type="power", inputSize=257)
+    bands = es.MelBands(
+        numberBands=96,
+        sampleRate=RATE,
+        lowFrequencyBound=0,
+        highFrequencyBound=6000,
+        warpingFormula="slaneyMel",
+        weighting="linear",
+        normalize="unit_tri",
+        type="power",
+        inputSize=257,
+    )
     to_db = es.UnaryOperator(type="lin2db", scale=2)
 
     def melspec(signal):
@@ -40,7 +48,7 @@ def music_like(seconds: float, rate: int, seed: int = 0) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     chord = sum(0.1 * np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0, 523.3))
     bass = 0.2 * np.sin(2 * np.pi * (55 + 55 * (t % 2 > 1)) * t)
-    drums = (rng.normal(0, 0.3, len(t)) * np.exp(-40 * (t % 0.5)))
+    drums = rng.normal(0, 0.3, len(t)) * np.exp(-40 * (t % 0.5))
     left = chord + bass + drums
     right = 0.8 * chord + drums * 0.5 + 0.01 * rng.normal(size=len(t))
     return np.stack([left, right], axis=1).astype(np.float32)
@@ -80,8 +88,9 @@ def test_db_scale_is_twenty_log10_of_band_power_with_a_floor():
 def test_a_pure_tone_lands_in_the_band_around_its_frequency(hz):
     tone = 0.5 * np.sin(2 * np.pi * hz * np.arange(2 * RATE) / RATE)
     loudest = audio.melspectrogram(tone)[:, 20].argmax()
-    low, high = audio.slaney_hz(np.linspace(0, audio.slaney_mel(6000.0), 98))[[loudest,
-                                                                               loudest + 2]]
+    low, high = audio.slaney_hz(np.linspace(0, audio.slaney_mel(6000.0), 98))[
+        [loudest, loudest + 2]
+    ]
     assert low <= hz <= high
 
 
@@ -93,9 +102,15 @@ def test_linear_resampling_matches_libsamplerate_semantics():
     np.testing.assert_allclose(y[:4], [0, 3, 7, 11])
 
 
-@pytest.mark.parametrize("fmt, subtype, suffix", [
-    ("WAV", "PCM_16", ".wav"), ("FLAC", "PCM_16", ".flac"), ("OGG", "VORBIS", ".ogg"),
-    ("MP3", "MPEG_LAYER_III", ".mp3")])
+@pytest.mark.parametrize(
+    "fmt, subtype, suffix",
+    [
+        ("WAV", "PCM_16", ".wav"),
+        ("FLAC", "PCM_16", ".flac"),
+        ("OGG", "VORBIS", ".ogg"),
+        ("MP3", "MPEG_LAYER_III", ".mp3"),
+    ],
+)
 def test_each_format_decodes_to_12khz_mono(tmp_path, fmt, subtype, suffix):
     path = tmp_path / f"song{suffix}"
     soundfile.write(path, music_like(2.0, 44100), 44100, format=fmt, subtype=subtype)
@@ -106,13 +121,21 @@ def test_each_format_decodes_to_12khz_mono(tmp_path, fmt, subtype, suffix):
     assert melspec.shape == (96, audio.n_frames_of(len(signal))) and melspec.dtype == np.float32
 
 
-@pytest.mark.parametrize("name, signal", [
-    ("noise", np.random.default_rng(0).normal(0, 0.1, 5 * RATE)),
-    ("tone", 0.5 * np.sin(2 * np.pi * 440 * np.arange(5 * RATE) / RATE)),
-    ("chirp", 0.3 * np.sin(2 * np.pi * (100 + 500 * np.arange(5 * RATE) / RATE)
-                           * np.arange(5 * RATE) / RATE)),
-    ("music", music_like(5.0, RATE).mean(axis=1)),
-])
+@pytest.mark.parametrize(
+    "name, signal",
+    [
+        ("noise", np.random.default_rng(0).normal(0, 0.1, 5 * RATE)),
+        ("tone", 0.5 * np.sin(2 * np.pi * 440 * np.arange(5 * RATE) / RATE)),
+        (
+            "chirp",
+            0.3
+            * np.sin(
+                2 * np.pi * (100 + 500 * np.arange(5 * RATE) / RATE) * np.arange(5 * RATE) / RATE
+            ),
+        ),
+        ("music", music_like(5.0, RATE).mean(axis=1)),
+    ],
+)
 def test_parity_with_essentia_on_synthetic_signals(name, signal):
     essentia_melspec, _ = essentia_reference()
     ours, reference = audio.melspectrogram(signal), essentia_melspec(signal)
@@ -122,8 +145,12 @@ def test_parity_with_essentia_on_synthetic_signals(name, signal):
     assert difference <= 0.01
 
 
-CODECS = [("WAV", "PCM_16", ".wav", 44100), ("FLAC", "PCM_24", ".flac", 48000),
-          ("MP3", "MPEG_LAYER_III", ".mp3", 44100), ("OGG", "VORBIS", ".ogg", 22050)]
+CODECS = [
+    ("WAV", "PCM_16", ".wav", 44100),
+    ("FLAC", "PCM_24", ".flac", 48000),
+    ("MP3", "MPEG_LAYER_III", ".mp3", 44100),
+    ("OGG", "VORBIS", ".ogg", 22050),
+]
 
 
 @pytest.mark.parametrize("fmt, subtype, suffix, rate", CODECS)
@@ -135,8 +162,9 @@ def test_parity_with_essentia_on_the_same_decoded_music(tmp_path, fmt, subtype, 
     soundfile.write(path, music_like(8.0, rate, seed=2), rate, format=fmt, subtype=subtype)
     decoded, decoded_rate = soundfile.read(path, dtype="float32", always_2d=True)
     mono = decoded.mean(axis=1, dtype=np.float32)
-    reference = essentia_melspec(es.Resample(inputSampleRate=decoded_rate,
-                                             outputSampleRate=RATE, quality=4)(mono))
+    reference = essentia_melspec(
+        es.Resample(inputSampleRate=decoded_rate, outputSampleRate=RATE, quality=4)(mono)
+    )
     ours = audio.melspec_file(path)
     assert ours.shape == reference.shape, "same frame count"
     difference = np.abs(ours - reference).mean()
@@ -145,8 +173,9 @@ def test_parity_with_essentia_on_the_same_decoded_music(tmp_path, fmt, subtype, 
 
 
 @pytest.mark.parametrize("fmt, subtype, suffix, rate", CODECS[:2])
-def test_whole_chain_equals_essentia_monoloader_on_lossless_files(tmp_path, fmt, subtype,
-                                                                  suffix, rate):
+def test_whole_chain_equals_essentia_monoloader_on_lossless_files(
+    tmp_path, fmt, subtype, suffix, rate
+):
     """From the file: our decoder + everything vs Essentia's MonoLoader + everything.
 
     Lossless formats decode to the same samples in both libraries; lossy decoders (libsndfile's
@@ -190,8 +219,9 @@ def test_melspec_command_writes_npy_and_reports_a_corrupt_file(tmp_path, capsys)
     assert "c.mp3: cannot decode audio" in err and "1 of 3 files failed" in err
     a = np.load(tmp_path / "out" / "album" / "a.npy")
     assert a.shape == (96, audio.n_frames_of(RATE)) and a.dtype == np.float32
-    np.testing.assert_array_equal(np.load(tmp_path / "out" / "album" / "b.npy"),
-                                  audio.melspec_file(songs / "b.flac"))
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "out" / "album" / "b.npy"), audio.melspec_file(songs / "b.flac")
+    )
     assert not (tmp_path / "out" / "album" / "c.npy").exists()
 
 
@@ -201,8 +231,11 @@ def test_audio_with_nan_or_infinite_samples_is_refused_naming_the_file(tmp_path,
     signal[200] = np.inf
     path = tmp_path / "broken.wav"
     soundfile.write(path, signal, 12000, subtype="FLOAT")
-    with pytest.raises(DataFileError, match=r"broken\.wav: 2 of 24000 audio samples are NaN or "
-                                            r"infinite"):
+    with pytest.raises(
+        DataFileError,
+        match=r"broken\.wav: 2 of 24000 audio samples are NaN or "
+        r"infinite",
+    ):
         audio.load_audio(path)
     assert main(["melspec", str(path), "--out", str(tmp_path / "out")]) == 1
     assert "broken.wav: 2 of 24000 audio samples are NaN" in capsys.readouterr().err
@@ -227,8 +260,18 @@ def test_melspec_refuses_inputs_that_would_write_the_same_file(tmp_path, capsys)
     assert main(["melspec", str(tmp_path / "one"), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a.flac and" in err and "a.wav would both be written to" in err
-    assert main(["melspec", str(tmp_path / "one" / "b.wav"), str(tmp_path / "two" / "b.wav"),
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            [
+                "melspec",
+                str(tmp_path / "one" / "b.wav"),
+                str(tmp_path / "two" / "b.wav"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 2
+    )
     assert "would both be written to" in capsys.readouterr().err
     assert not out.exists(), "refused before anything is written"
     # Folders keep their relative layout, so distinct files never collide.
@@ -242,5 +285,9 @@ def test_melspec_into_an_unwritable_folder_is_one_error(tmp_path, capsys):
     (tmp_path / "file").write_text("not a folder")
     assert main(["melspec", str(tmp_path / "a.wav"), "--out", str(tmp_path / "file")]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"emotion-keras melspec: error: --out {tmp_path / 'file'}: cannot be "
-                          f"written") and err.count("\n") == 1
+    assert (
+        err.startswith(
+            f"emotion-keras melspec: error: --out {tmp_path / 'file'}: cannot be written"
+        )
+        and err.count("\n") == 1
+    )

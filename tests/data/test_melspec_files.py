@@ -10,10 +10,17 @@ import numpy as np
 import pytest
 from numpy.lib import format as npy_format
 
-from emotion_keras.errors import ConfigError, DataFileError
-from emotion_keras.data.melspec_files import (PAD_VALUE, MelspecFile, read_crop, read_header,
-                                      read_npy_header, relayout_melspecs, scan_melspecs)
+from emotion_keras.data.melspec_files import (
+    PAD_VALUE,
+    MelspecFile,
+    read_crop,
+    read_header,
+    read_npy_header,
+    relayout_melspecs,
+    scan_melspecs,
+)
 from emotion_keras.data.metadata import Subset
+from emotion_keras.errors import ConfigError, DataFileError
 
 
 def save(path, array, **kwargs):
@@ -37,7 +44,7 @@ def test_crop_is_exactly_the_requested_frames_of_every_band(tmp_path):
     path = save(tmp_path / "a.npy", array)
     crop = read_crop(path, 1234, 1280)
     assert crop.dtype == np.float32 and crop.shape == (96, 1280)
-    np.testing.assert_array_equal(crop, array[:, 1234:1234 + 1280])
+    np.testing.assert_array_equal(crop, array[:, 1234 : 1234 + 1280])
     np.testing.assert_array_equal(read_crop(path, 3000 - 1280, 1280), array[:, -1280:])
 
 
@@ -46,16 +53,19 @@ def test_frames_major_files_give_the_same_crops(tmp_path, dtype):
     array = np.random.default_rng(1).normal(size=(8, 50)).astype(dtype)
     path = save(tmp_path / "f.npy", np.asfortranarray(array))
     assert read_npy_header(path).fortran_order
-    np.testing.assert_array_equal(read_crop(path, 7, 20, n_bands=8),
-                                  array[:, 7:27].astype(np.float32))
+    np.testing.assert_array_equal(
+        read_crop(path, 7, 20, n_bands=8), array[:, 7:27].astype(np.float32)
+    )
     padded = read_crop(path, 40, 20, n_bands=8)
     np.testing.assert_array_equal(padded[:, :10], array[:, 40:].astype(np.float32))
     np.testing.assert_array_equal(padded[:, 10:], PAD_VALUE)
 
 
 def test_file_shrinking_after_it_was_opened_is_an_error_not_a_crash(tmp_path):
-    for name, array in (("c.npy", np.zeros((8, 1000), np.float32)),
-                        ("f.npy", np.asfortranarray(np.zeros((8, 1000), np.float32)))):
+    for name, array in (
+        ("c.npy", np.zeros((8, 1000), np.float32)),
+        ("f.npy", np.asfortranarray(np.zeros((8, 1000), np.float32))),
+    ):
         path = save(tmp_path / name, array)
         with MelspecFile(path, n_bands=8) as melspec:
             with open(path, "r+b") as handle:
@@ -96,8 +106,9 @@ def test_crop_of_a_4_gb_file_reads_only_the_crop(tmp_path):
     # crop must neither take long nor make the process hold anything like the file.
     path = tmp_path / "huge.npy"
     with open(path, "wb") as handle:
-        npy_format.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False,
-                                                   "shape": (96, 10_000_000)})
+        npy_format.write_array_header_1_0(
+            handle, {"descr": "<f4", "fortran_order": False, "shape": (96, 10_000_000)}
+        )
         offset = handle.tell()
         handle.truncate(offset + 96 * 10_000_000 * 4)
         handle.seek(offset + (5 * 10_000_000 + 9_000_000) * 4)  # band 5, frame 9,000,000
@@ -118,13 +129,17 @@ def test_nan_outside_the_crop_is_not_read(tmp_path):
 
 # --- bad input: each case names the file and the problem ---------------------------------------
 
+
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 def test_nan_or_inf_in_a_crop_is_an_error_naming_file_and_frames(tmp_path, value):
     array = np.zeros((8, 100), dtype=np.float32)
     array[3, 40] = value
     path = save(tmp_path / "bad.npy", array)
-    with pytest.raises(DataFileError, match=r"bad\.npy: holds NaN or infinite values in frames "
-                                            r"30-59"):
+    with pytest.raises(
+        DataFileError,
+        match=r"bad\.npy: holds NaN or infinite values in frames "
+        r"30-59",
+    ):
         read_crop(path, 30, 30, n_bands=8)
 
 
@@ -142,7 +157,7 @@ def write_bad_files(root):
     (root / "00/a_folder.npy").mkdir()
     return {
         "00/wrong_bands.npy": r"expected 8 mel bands \(shape \[8, frames\]\), found shape "
-                              r"\[64, 100\]",
+        r"\[64, 100\]",
         "00/one_d.npy": r"expected a 2-D \[8, frames\] array, found shape \[100\]",
         "00/integers.npy": r"dtype int16 is not a float type",
         "00/pickled.npy": r"pickled object array; refusing to unpickle it",
@@ -160,16 +175,26 @@ def bad_corpus(tmp_path, melspec_corpus):
     cases = write_bad_files(root)
     paths = np.array(list(cases) + list(subset.melspec_paths[:2]))
     labels = np.zeros((len(paths), subset.labels.shape[1]), dtype=bool)
-    return root, cases, Subset(
-        name="test/bad", track_ids=np.array([f"t{i}" for i in range(len(paths))]),
-        melspec_paths=paths, durations_s=np.ones(len(paths)), labels=labels, tags=subset.tags)
+    return (
+        root,
+        cases,
+        Subset(
+            name="test/bad",
+            track_ids=np.array([f"t{i}" for i in range(len(paths))]),
+            melspec_paths=paths,
+            durations_s=np.ones(len(paths)),
+            labels=labels,
+            tags=subset.tags,
+        ),
+    )
 
 
 def test_each_bad_file_is_refused_with_its_own_reason(bad_corpus):
     root, cases, _ = bad_corpus
     for relative, message in cases.items():
-        with pytest.raises(DataFileError, match=str(root / relative).replace(".", r"\.")
-                           + ": .*" + message):
+        with pytest.raises(
+            DataFileError, match=str(root / relative).replace(".", r"\.") + ": .*" + message
+        ):
             read_crop(root / relative, 0, 10, n_bands=8)
 
 
@@ -217,10 +242,12 @@ def test_relayout_writes_the_same_arrays_frames_major_and_resumes(tmp_path, mels
 def test_relayout_converts_the_good_files_and_lists_the_bad(tmp_path, melspec_corpus):
     root, subset = melspec_corpus([30, 40])
     save(root / "07/bad.npy", np.zeros((3, 10), np.float32))
-    with pytest.raises(DataFileError, match=r"1 of 3 files are unusable and were not converted: "
-                                            r"07/bad\.npy \(expected 8 mel bands"):
+    with pytest.raises(
+        DataFileError,
+        match=r"1 of 3 files are unusable and were not converted: "
+        r"07/bad\.npy \(expected 8 mel bands",
+    ):
         relayout_melspecs(root, tmp_path / "fm", n_bands=8)
     assert all((tmp_path / "fm" / p).is_file() for p in subset.melspec_paths)
     with pytest.raises(ConfigError, match="must be outside the source folder"):
         relayout_melspecs(root, root / "inside", n_bands=8)
-

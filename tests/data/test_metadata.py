@@ -53,25 +53,41 @@ def write_meta(root: Path, rows: list[str], tags=TAGS, header=HEADER) -> Path:
     (root / "tags" / "moodtheme_split.txt").write_text("\n".join(tags) + "\n")
     split = root / "splits" / "split-0"
     split.mkdir(parents=True, exist_ok=True)
-    (split / "autotagging_moodtheme-train.tsv").write_text(header + "".join(r + "\r\n" for r in rows))
+    (split / "autotagging_moodtheme-train.tsv").write_text(
+        header + "".join(r + "\r\n" for r in rows)
+    )
     return root
 
 
 def test_variable_width_tags_become_multi_hot(tmp_path):
-    meta = write_meta(tmp_path, ["track_1\ta\tb\t01/1.mp3\t30.0\tmood/theme---sad\tmood/theme---happy",
-                                 "track_2\ta\tb\t02/2.mp3\t31.5\tmood/theme---sad"])
+    meta = write_meta(
+        tmp_path,
+        [
+            "track_1\ta\tb\t01/1.mp3\t30.0\tmood/theme---sad\tmood/theme---happy",
+            "track_2\ta\tb\t02/2.mp3\t31.5\tmood/theme---sad",
+        ],
+    )
     subset = metadata.read_subset(meta, 0, "train")
     np.testing.assert_array_equal(subset.labels, [[True, True], [False, True]])
     assert list(subset.melspec_paths) == ["01/1.npy", "02/2.npy"]
 
 
-@pytest.mark.parametrize("rows, message", [
-    (["track_1\ta\tb\t01/1.mp3\t30.0\tmood/theme---angry"], r":2: unknown tag 'mood/theme---angry'"),
-    (["track_1\ta\tb\t01/1.mp3\t30.0"], r":2: malformed row"),
-    (["track_1\ta\tb\t01/1.mp3\tlong\tmood/theme---sad"], r":2: DURATION 'long'"),
-    (["track_1\ta\tb\t01/1.mp3\t30\tmood/theme---sad"] * 2, r":3: duplicate track track_1 \(first on line 2\)"),
-    ([], r"split is empty"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (
+            ["track_1\ta\tb\t01/1.mp3\t30.0\tmood/theme---angry"],
+            r":2: unknown tag 'mood/theme---angry'",
+        ),
+        (["track_1\ta\tb\t01/1.mp3\t30.0"], r":2: malformed row"),
+        (["track_1\ta\tb\t01/1.mp3\tlong\tmood/theme---sad"], r":2: DURATION 'long'"),
+        (
+            ["track_1\ta\tb\t01/1.mp3\t30\tmood/theme---sad"] * 2,
+            r":3: duplicate track track_1 \(first on line 2\)",
+        ),
+        ([], r"split is empty"),
+    ],
+)
 def test_bad_rows_name_file_and_line(tmp_path, rows, message):
     meta = write_meta(tmp_path, rows)
     with pytest.raises(MetadataError, match=r"autotagging_moodtheme-train\.tsv.*" + message):
@@ -103,15 +119,19 @@ def test_missing_melspecs_are_all_reported_before_training(tmp_path):
     data = tmp_path / "mel"
     (data / "01").mkdir(parents=True)
     np.save(data / "01" / "1.npy", np.zeros((96, 1300), np.float32))
-    with pytest.raises(DataFileError, match=r"7 of 8 melspec files of split-0/train are unusable: "
-                                            r"00/0\.npy \(melspec file not found\); 02/2\.npy "
-                                            r"\(melspec file not found\); .*; and 2 more"):
+    with pytest.raises(
+        DataFileError,
+        match=r"7 of 8 melspec files of split-0/train are unusable: "
+        r"00/0\.npy \(melspec file not found\); 02/2\.npy "
+        r"\(melspec file not found\); .*; and 2 more",
+    ):
         scan_melspecs(data, subset)
 
 
 def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
-    meta = write_meta(tmp_path, ["track_1\ta\tb\t01/1.mp3\t30\tmood/theme---sad"],
-                      header="\ufeff" + HEADER)
+    meta = write_meta(
+        tmp_path, ["track_1\ta\tb\t01/1.mp3\t30\tmood/theme---sad"], header="\ufeff" + HEADER
+    )
     (meta / "tags" / "moodtheme_split.txt").write_text("\ufeff" + "\n".join(TAGS) + "\n")
     subset = metadata.read_subset(meta, 0, "train")
     assert subset.tags == tuple(TAGS) and subset.labels.tolist() == [[False, True]]
@@ -120,8 +140,13 @@ def test_a_utf8_byte_order_mark_is_accepted(tmp_path):
 def test_a_file_that_is_not_utf8_is_one_error_naming_file_and_line(tmp_path):
     meta = write_meta(tmp_path, ["track_1\ta\tb\t01/1.mp3\t30\tmood/theme---sad"])
     tsv = meta / "splits" / "split-0" / "autotagging_moodtheme-train.tsv"
-    tsv.write_bytes(HEADER.encode() + "track_2\tCaf\xe9\tb\t01/2.mp3\t30\tmood/theme---sad\r\n"
-                    .encode("latin-1"))
-    with pytest.raises(MetadataError, match=r"autotagging_moodtheme-train\.tsv:2: not UTF-8 text "
-                                            r"\(byte 0xe9"):
+    tsv.write_bytes(
+        HEADER.encode()
+        + "track_2\tCaf\xe9\tb\t01/2.mp3\t30\tmood/theme---sad\r\n".encode("latin-1")
+    )
+    with pytest.raises(
+        MetadataError,
+        match=r"autotagging_moodtheme-train\.tsv:2: not UTF-8 text "
+        r"\(byte 0xe9",
+    ):
         metadata.read_subset(meta, 0, "train")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from emotion_keras.data import pipeline
-from emotion_keras.errors import ConfigError, DataFileError
 from emotion_keras.data.melspec_files import PAD_VALUE, scan_melspecs
+from emotion_keras.errors import ConfigError, DataFileError
 
 T = 16  # crop length in these tests: the size is not the point
 BANDS = 8
@@ -33,15 +33,18 @@ def crop_origin(crops):
     """(track, start) of each coded crop, after checking it is one contiguous window."""
     track, band, frame = decode(crops)
     assert (track == track[:, :1, :1]).all(), "a crop mixes tracks"
-    np.testing.assert_array_equal(band, np.broadcast_to(np.arange(crops.shape[1])[None, :, None],
-                                                        band.shape))
+    np.testing.assert_array_equal(
+        band, np.broadcast_to(np.arange(crops.shape[1])[None, :, None], band.shape)
+    )
     starts = frame[:, 0, 0]
     np.testing.assert_array_equal(
-        frame, np.broadcast_to(starts[:, None, None] + np.arange(crops.shape[2]), frame.shape))
+        frame, np.broadcast_to(starts[:, None, None] + np.arange(crops.shape[2]), frame.shape)
+    )
     return track[:, 0, 0], starts
 
 
 # --- crop positions -----------------------------------------------------------------------------
+
 
 def test_regular_crops_cover_track_start_and_end():
     np.testing.assert_array_equal(pipeline.regular_crop_starts(100, 10, 4), [0, 30, 60, 90])
@@ -70,14 +73,16 @@ def test_random_crop_starts_are_uniform_over_every_valid_position():
 
 # --- training -----------------------------------------------------------------------------------
 
+
 def test_training_batches_have_static_crop_shape_and_float_multi_hot_labels(melspec_corpus):
     root, subset = melspec_corpus([40] * 5)
     dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=2, n_bands=BANDS)
     x_spec, y_spec = dataset.element_spec
     assert x_spec.shape.as_list() == [None, BANDS, T, 1] and x_spec.dtype == "float32"
     assert y_spec.shape.as_list() == [None, 6] and y_spec.dtype == "float32"
-    static = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=2, n_bands=BANDS,
-                                    drop_remainder=True)
+    static = pipeline.train_dataset(
+        root, subset, crop_frames=T, batch_size=2, n_bands=BANDS, drop_remainder=True
+    )
     assert static.element_spec[0].shape.as_list() == [2, BANDS, T, 1]
     assert sum(int(x.shape[0]) for x, _ in static) == 4
 
@@ -95,8 +100,9 @@ def test_an_epoch_reads_one_crop_of_every_track_with_its_labels(melspec_corpus):
 
 def test_every_epoch_reshuffles_and_draws_new_crops(melspec_corpus):
     root, subset = melspec_corpus([500] * 24)
-    dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=8, n_bands=BANDS,
-                                     n_epochs=2)
+    dataset = pipeline.train_dataset(
+        root, subset, crop_frames=T, batch_size=8, n_bands=BANDS, n_epochs=2
+    )
     tracks, starts = crop_origin(one_epoch(dataset)[0])
     (tracks1, tracks2), (starts1, starts2) = np.split(tracks, 2), np.split(starts, 2)
     assert sorted(tracks1) == sorted(tracks2) == list(range(24))
@@ -111,9 +117,16 @@ def test_an_epoch_is_a_pure_function_of_seed_and_epoch(melspec_corpus):
     root, subset = melspec_corpus([300] * 12)
 
     def epochs(seed, first_epoch, n_epochs):
-        dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=5,
-                                         n_bands=BANDS, seed=seed, first_epoch=first_epoch,
-                                         n_epochs=n_epochs)
+        dataset = pipeline.train_dataset(
+            root,
+            subset,
+            crop_frames=T,
+            batch_size=5,
+            n_bands=BANDS,
+            seed=seed,
+            first_epoch=first_epoch,
+            n_epochs=n_epochs,
+        )
         tracks, starts = crop_origin(one_epoch(dataset)[0])
         return list(zip(np.split(tracks, n_epochs), np.split(starts, n_epochs)))
 
@@ -124,27 +137,33 @@ def test_an_epoch_is_a_pure_function_of_seed_and_epoch(melspec_corpus):
             np.testing.assert_array_equal(again[1], in_one_pass[epoch][1])
     np.testing.assert_array_equal(epochs(3, 1, 2)[1][1], in_one_pass[2][1])
     other = epochs(4, 0, 1)[0]
-    assert (not np.array_equal(other[0], in_one_pass[0][0])
-            or not np.array_equal(other[1], in_one_pass[0][1]))
+    assert not np.array_equal(other[0], in_one_pass[0][0]) or not np.array_equal(
+        other[1], in_one_pass[0][1]
+    )
     # Batches never span two epochs: 12 tracks in batches of 5 are 5, 5, 2 per epoch.
-    dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=5, n_bands=BANDS,
-                                     n_epochs=2)
+    dataset = pipeline.train_dataset(
+        root, subset, crop_frames=T, batch_size=5, n_bands=BANDS, n_epochs=2
+    )
     assert [int(x.shape[0]) for x, _ in dataset] == [5, 5, 2] * 2
     assert pipeline.steps_per_epoch(12, 5) == 3
 
 
 def test_without_shuffle_tracks_come_in_subset_order(melspec_corpus):
     root, subset = melspec_corpus([50] * 7)
-    dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=3, n_bands=BANDS,
-                                     shuffle=False)
+    dataset = pipeline.train_dataset(
+        root, subset, crop_frames=T, batch_size=3, n_bands=BANDS, shuffle=False
+    )
     tracks, _ = crop_origin(one_epoch(dataset)[0])
     np.testing.assert_array_equal(tracks, range(7))
 
 
 def test_short_track_is_padded_and_exact_length_track_is_not(melspec_corpus):
     root, subset = melspec_corpus([5, T])
-    x, _ = one_epoch(pipeline.train_dataset(root, subset, crop_frames=T, batch_size=2,
-                                            n_bands=BANDS, shuffle=False))
+    x, _ = one_epoch(
+        pipeline.train_dataset(
+            root, subset, crop_frames=T, batch_size=2, n_bands=BANDS, shuffle=False
+        )
+    )
     short, exact = x[0, ..., 0], x[1, ..., 0]
     track, band, frame = decode(x[:1, :, :5])
     np.testing.assert_array_equal(frame[0], np.broadcast_to(np.arange(5), (BANDS, 5)))
@@ -157,8 +176,9 @@ def test_shards_split_each_shuffled_epoch_between_workers(melspec_corpus):
     root, subset = melspec_corpus([40] * 10)
 
     def shard(index, **settings):
-        dataset = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=4,
-                                         n_bands=BANDS, shard=(3, index), **settings)
+        dataset = pipeline.train_dataset(
+            root, subset, crop_frames=T, batch_size=4, n_bands=BANDS, shard=(3, index), **settings
+        )
         return list(crop_origin(one_epoch(dataset)[0])[0])
 
     assert shard(1, shuffle=False) == [1, 4, 7]
@@ -171,11 +191,13 @@ def test_shards_split_each_shuffled_epoch_between_workers(melspec_corpus):
 
 # --- evaluation ---------------------------------------------------------------------------------
 
+
 def test_eval_crops_are_regular_in_track_order_in_full_batches(melspec_corpus):
     frames = [16, 40, 100, 7, 61]
     root, subset = melspec_corpus(frames)
-    dataset = pipeline.eval_dataset(root, subset, n_crops=3, crop_frames=T, batch_size=4,
-                                    n_bands=BANDS)
+    dataset = pipeline.eval_dataset(
+        root, subset, n_crops=3, crop_frames=T, batch_size=4, n_bands=BANDS
+    )
     assert dataset.element_spec.shape.as_list() == [4, BANDS, T, 1]
     x = np.concatenate([batch.numpy() for batch in dataset])
     assert len(x) == 16  # 15 crops, the last batch filled up with a repeat of the last crop
@@ -206,9 +228,8 @@ def numpy_reference(model, root, subset, n_crops):
         melspec = np.load(root / path).astype(np.float64)
         n = melspec.shape[1]
         padded = np.pad(melspec, [(0, 0), (0, max(T - n, 0))], constant_values=-200.0)
-        starts = [0] * n_crops if n <= T else [i * (n - T) // (n_crops - 1)
-                                               for i in range(n_crops)]
-        crops = np.stack([padded[:, s:s + T].reshape(-1) for s in starts])
+        starts = [0] * n_crops if n <= T else [i * (n - T) // (n_crops - 1) for i in range(n_crops)]
+        crops = np.stack([padded[:, s : s + T].reshape(-1) for s in starts])
         predictions.append((1 / (1 + np.exp(-(crops @ weights + bias)))).mean(axis=0))
     return np.array(predictions)
 
@@ -216,19 +237,23 @@ def numpy_reference(model, root, subset, n_crops):
 def test_crop_averaged_predictions_equal_a_plain_numpy_reference(melspec_corpus):
     root, subset = melspec_corpus([16, 90, 5, 300, 41, 17, 250], values="random")
     model = crop_model(n_tags=6)
-    predicted = pipeline.predict_tracks(model, root, subset, n_crops=4, crop_frames=T,
-                                        batch_size=5, n_bands=BANDS)
+    predicted = pipeline.predict_tracks(
+        model, root, subset, n_crops=4, crop_frames=T, batch_size=5, n_bands=BANDS
+    )
     assert predicted.shape == (7, 6) and predicted.dtype == np.float32
-    np.testing.assert_allclose(predicted, numpy_reference(model, root, subset, 4), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        predicted, numpy_reference(model, root, subset, 4), rtol=1e-5, atol=1e-6
+    )
 
 
 # --- sliding windows (eval_mode "windows") ------------------------------------------------------
 
+
 def test_sliding_windows_cover_the_whole_track_and_end_at_its_end():
     np.testing.assert_array_equal(pipeline.sliding_window_starts(100, 10, 10), np.arange(0, 91, 10))
-    np.testing.assert_array_equal(pipeline.sliding_window_starts(105, 10, 10),
-                                  [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95])
+    np.testing.assert_array_equal(
+        pipeline.sliding_window_starts(105, 10, 10), [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95]
+    )
     np.testing.assert_array_equal(pipeline.sliding_window_starts(30, 10, 5), [0, 5, 10, 15, 20])
     np.testing.assert_array_equal(pipeline.sliding_window_starts(10, 10, 4), [0])
     np.testing.assert_array_equal(pipeline.sliding_window_starts(3, 10, 4), [0])  # padded
@@ -236,7 +261,7 @@ def test_sliding_windows_cover_the_whole_track_and_end_at_its_end():
         starts = pipeline.sliding_window_starts(n, 128, hop)
         covered = np.zeros(n, bool)
         for start in starts:
-            covered[start:start + 128] = True
+            covered[start : start + 128] = True
         assert covered.all() and starts[-1] == n - 128 and (np.diff(starts) <= hop).all()
 
 
@@ -248,8 +273,9 @@ def windows_reference(model, root, subset, hop):
         n = melspec.shape[1]
         padded = np.pad(melspec, [(0, 0), (0, max(T - n, 0))], constant_values=-200.0)
         starts = pipeline.sliding_window_starts(n, T, hop)
-        outputs = [np.asarray(model(padded[None, :, s:s + T, None], training=False))[0]
-                   for s in starts]
+        outputs = [
+            np.asarray(model(padded[None, :, s : s + T, None], training=False))[0] for s in starts
+        ]
         predictions.append(np.mean(outputs, axis=0))
     return np.array(predictions)
 
@@ -257,8 +283,9 @@ def windows_reference(model, root, subset, hop):
 def test_eval_windows_are_read_track_by_track_in_full_batches(melspec_corpus):
     frames = [16, 40, 7, 61]
     root, subset = melspec_corpus(frames)
-    dataset = pipeline.eval_dataset(root, subset, crop_frames=T, batch_size=4, n_bands=BANDS,
-                                    hop_frames=10)
+    dataset = pipeline.eval_dataset(
+        root, subset, crop_frames=T, batch_size=4, n_bands=BANDS, hop_frames=10
+    )
     x = np.concatenate([batch.numpy() for batch in dataset])
     windows = [pipeline.sliding_window_starts(n, T, 10) for n in frames]
     n_windows = sum(map(len, windows))  # 1 + 4 + 1 + 6
@@ -273,11 +300,13 @@ def test_eval_windows_are_read_track_by_track_in_full_batches(melspec_corpus):
 def test_window_averaged_predictions_are_the_mean_of_per_window_predictions(melspec_corpus, hop):
     root, subset = melspec_corpus([16, 90, 5, 300, 41], values="random")
     model = crop_model(n_tags=6)
-    predicted = pipeline.predict_tracks(model, root, subset, crop_frames=T, batch_size=7,
-                                        n_bands=BANDS, hop_frames=hop)
+    predicted = pipeline.predict_tracks(
+        model, root, subset, crop_frames=T, batch_size=7, n_bands=BANDS, hop_frames=hop
+    )
     assert predicted.shape == (5, 6) and predicted.dtype == np.float32
-    np.testing.assert_allclose(predicted, windows_reference(model, root, subset, hop),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        predicted, windows_reference(model, root, subset, hop), rtol=1e-5, atol=1e-6
+    )
 
 
 def any_length_model(n_tags=6):
@@ -305,8 +334,9 @@ def test_whole_track_predictions_are_one_pass_per_track(melspec_corpus):
     expected = []
     for path in subset.melspec_paths:
         melspec = np.load(root / path)
-        padded = np.pad(melspec, [(0, 0), (0, max(T - melspec.shape[1], 0))],
-                        constant_values=-200.0)
+        padded = np.pad(
+            melspec, [(0, 0), (0, max(T - melspec.shape[1], 0))], constant_values=-200.0
+        )
         expected.append(np.asarray(model(padded[None, ..., None], training=False))[0])
     assert predicted.shape == (4, 6) and predicted.dtype == np.float32
     np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-6)
@@ -320,25 +350,33 @@ def test_predict_tracks_works_from_a_callback_during_fit(melspec_corpus):
 
     class Validate(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            seen.append(pipeline.predict_tracks(self.model, root, subset, n_crops=3,
-                                                crop_frames=T, batch_size=4, n_bands=BANDS))
+            seen.append(
+                pipeline.predict_tracks(
+                    self.model, root, subset, n_crops=3, crop_frames=T, batch_size=4, n_bands=BANDS
+                )
+            )
 
     train = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=2, n_bands=BANDS)
     model.fit(train, epochs=2, verbose=0, shuffle=False, callbacks=[Validate()])
     assert len(seen) == 2 and not np.allclose(seen[0], seen[1])
-    np.testing.assert_allclose(seen[-1], numpy_reference(model, root, subset, 3), rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        seen[-1], numpy_reference(model, root, subset, 3), rtol=1e-5, atol=1e-6
+    )
 
 
 # --- bad input ----------------------------------------------------------------------------------
+
 
 def test_start_up_scan_reports_all_bad_files_before_the_first_epoch(melspec_corpus):
     root, subset = melspec_corpus([40] * 4)
     (root / subset.melspec_paths[1]).unlink()
     np.save(root / subset.melspec_paths[3], np.zeros((3, 40), dtype=np.float32))
-    with pytest.raises(DataFileError, match=r"2 of 4 melspec files of test/corpus are unusable: "
-                                            r"01/1\.npy \(melspec file not found\); 03/3\.npy "
-                                            r"\(expected 8 mel bands"):
+    with pytest.raises(
+        DataFileError,
+        match=r"2 of 4 melspec files of test/corpus are unusable: "
+        r"01/1\.npy \(melspec file not found\); 03/3\.npy "
+        r"\(expected 8 mel bands",
+    ):
         pipeline.train_dataset(root, subset, crop_frames=T, n_bands=BANDS)
 
 
@@ -347,26 +385,42 @@ def truncate(path):
         handle.truncate(300)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda path: np.save(path, np.full((BANDS, 40), np.nan, dtype=np.float32)),
-     r"holds NaN or infinite values"),
-    (truncate, r"truncated: its header promises"),
-    (lambda path: np.save(path, np.zeros((BANDS, 41), dtype=np.float32)),
-     r"now has 41 frames, the start-up scan found 40"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (
+            lambda path: np.save(path, np.full((BANDS, 40), np.nan, dtype=np.float32)),
+            r"holds NaN or infinite values",
+        ),
+        (truncate, r"truncated: its header promises"),
+        (
+            lambda path: np.save(path, np.zeros((BANDS, 41), dtype=np.float32)),
+            r"now has 41 frames, the start-up scan found 40",
+        ),
+    ],
+)
 def test_file_damaged_after_the_scan_raises_an_error_naming_it(melspec_corpus, damage, message):
     root, subset = melspec_corpus([40] * 3)
     n_frames = scan_melspecs(root, subset, n_bands=BANDS)
-    dataset = pipeline.train_dataset(root, subset, n_frames, crop_frames=T, batch_size=2,
-                                     n_bands=BANDS)
+    dataset = pipeline.train_dataset(
+        root, subset, n_frames, crop_frames=T, batch_size=2, n_bands=BANDS
+    )
     damaged = root / subset.melspec_paths[2]
     damage(damaged)
     with pytest.raises(DataFileError, match=str(damaged).replace(".", r"\.") + ": " + message):
         with pipeline.data_errors():
             one_epoch(dataset)
     with pytest.raises(DataFileError, match=message):
-        pipeline.predict_tracks(crop_model(6), root, subset, n_frames, n_crops=2, crop_frames=T,
-                                batch_size=2, n_bands=BANDS)
+        pipeline.predict_tracks(
+            crop_model(6),
+            root,
+            subset,
+            n_frames,
+            n_crops=2,
+            crop_frames=T,
+            batch_size=2,
+            n_bands=BANDS,
+        )
 
 
 def test_argument_mistakes_name_the_argument(melspec_corpus):
@@ -393,12 +447,16 @@ def test_frames_major_copy_gives_exactly_the_same_batches(tmp_path, melspec_corp
 
     root, subset = melspec_corpus([16, 40, 5, 300, 77] * 3)
     relayout_melspecs(root, tmp_path / "frames-major", n_bands=BANDS)
-    for make in (lambda d: pipeline.train_dataset(d, subset, crop_frames=T, batch_size=4,
-                                                  n_bands=BANDS, seed=7),
-                 lambda d: pipeline.eval_dataset(d, subset, n_crops=3, crop_frames=T,
-                                                 batch_size=4, n_bands=BANDS)):
+    for make in (
+        lambda d: pipeline.train_dataset(
+            d, subset, crop_frames=T, batch_size=4, n_bands=BANDS, seed=7
+        ),
+        lambda d: pipeline.eval_dataset(
+            d, subset, n_crops=3, crop_frames=T, batch_size=4, n_bands=BANDS
+        ),
+    ):
         for a, b in zip(make(root), make(tmp_path / "frames-major"), strict=True):
-            for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple)
-                            else (b,)):
+            for x, y in zip(
+                a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)
+            ):
                 np.testing.assert_array_equal(x.numpy(), y.numpy())
-
