@@ -535,10 +535,13 @@ def _cached_batches(
     stored = tf.as_dtype(reader.dtype)
     if cache.complete:
 
+        def cached(batch):
+            return cache._crops[batch]
+
+        # No Python control flow to convert (and AutoGraph cannot read these closures' source).
+        @tf.autograph.experimental.do_not_convert
         def take(batch):
-            crops = tf.numpy_function(
-                lambda b: cache._crops[b], [batch], stored, stateful=False, name="cached_crops"
-            )
+            crops = tf.numpy_function(cached, [batch], stored, stateful=False, name="cached_crops")
             return _model_input(tf.ensure_shape(crops, shape), reader, dtype)
 
         return tf.data.Dataset.range(n_batches).map(take).prefetch(PREFETCH_BATCHES)
