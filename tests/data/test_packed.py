@@ -192,6 +192,33 @@ def test_packed_crops_equal_npy_crops_for_the_same_seed(melspec_corpus, tmp_path
     assert np.array_equal(evaluation(root), evaluation(packed_file))
 
 
+def test_whole_tracks_and_sliding_windows_read_from_a_packed_file_as_from_npy(
+    melspec_corpus, tmp_path
+):
+    """`eval_mode` "track" and "windows" (short-crop models) work on a packed corpus too."""
+    root, subset = melspec_corpus(FRAMES, n_bands=BANDS)
+    packed_file = pack(root, subset, tmp_path, "float32")
+
+    def whole_tracks(data_dir):
+        return batches(pipeline.whole_track_dataset(data_dir, subset, min_frames=T, n_bands=BANDS))
+
+    from_npy, from_packed = whole_tracks(root), whole_tracks(packed_file)
+    assert [x.shape[2] for x in from_packed] == [max(f, T) for f in FRAMES]
+    for x_npy, x_packed in zip(from_npy, from_packed):
+        assert x_packed.dtype == np.float32 and np.array_equal(x_npy, x_packed)
+
+    def windows(data_dir):
+        return np.concatenate(
+            batches(
+                pipeline.eval_dataset(
+                    data_dir, subset, crop_frames=T, batch_size=4, n_bands=BANDS, hop_frames=8
+                )
+            )
+        )
+
+    assert np.array_equal(windows(root), windows(packed_file))
+
+
 def test_float16_packed_crops_are_the_npy_crops_rounded(melspec_corpus, tmp_path):
     root, subset = melspec_corpus(FRAMES, n_bands=BANDS, values="random")
     packed_file = pack(root, subset, tmp_path, "float16")
