@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,30 +17,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emotion_keras import training
 from emotion_keras.cli import main
 from emotion_keras.config import Config
-from emotion_keras.data import demo, metadata
+from emotion_keras.data import metadata
 from emotion_keras.evaluation import metrics as evaluation
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    demo.write_demo_dataset(root / "demo", n_train=12, n_validation=8, n_test=56)
-    data_dir, meta_dir = demo.demo_paths(root / "demo")
-    config = Config(
-        model="vgg6",
-        data_dir=str(data_dir),
-        meta_dir=str(meta_dir),
-        epochs=1,
-        batch_size=6,
-        val_crops=2,
-        test_crops=3,
-        seed=3,
-    )
-    training.train(config, root / "run", verbose=0)
-    return root / "run"
+def trained_run(trained_demo_run, tmp_path_factory):
+    """A copy of the session's trained demo run (tests/serving/conftest.py) for this module."""
+    copy = tmp_path_factory.mktemp("runs") / "run"
+    shutil.copytree(trained_demo_run, copy)
+    return copy
 
 
 @pytest.mark.slow
