@@ -103,6 +103,13 @@ def load_predictor(path: str | Path) -> Predictor:
             windows=windows,
             crop_frames=config.crop_frames,
         )
+    if run_dir.is_ensemble():  # an ensemble serves through its one-graph export
+        if (run_dir.default_export / EXPORT_MARKER).is_file():
+            return _load_export(run_dir.default_export)
+        raise ModelError(
+            f"{path}: an ensemble folder without its export; export it first "
+            f"(emotion-keras export {path}), then give the ensemble or its export"
+        )
     raise ModelError(
         f"{path}: neither a run directory (config.json) nor an export ({EXPORT_MARKER})"
     )

@@ -342,6 +342,17 @@ def test_score_of_the_two_real_submissions_is_the_official_formula_on_their_mean
     assert scores["PR-AUC-macro"] != pytest.approx(0.107734, abs=1e-4)
 
 
+def test_predict_on_an_ensemble_folder_says_to_export_it_first(tmp_path, runs, capsys):
+    ensemble.build_ensemble(runs, tmp_path / "ens")
+    track = tmp_path / "track.npy"
+    np.save(track, np.zeros((96, 1500), np.float32))
+    status, _, error = run_cli(capsys, "predict", tmp_path / "ens", track)
+    assert status == 2
+    error = error.strip()
+    assert error.count("\n") == 0 and "an ensemble folder without its export" in error
+    assert f"emotion-keras export {tmp_path / 'ens'}" in error
+
+
 def test_building_an_ensemble_loads_no_model(tmp_path, runs):
     import subprocess
     import sys

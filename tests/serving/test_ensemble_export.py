@@ -138,3 +138,20 @@ def test_exported_ensemble_serves_decisions_at_the_ensembles_thresholds(
     predictor = Tagger.load(out).predictor
     for track, row in zip(full_length_tracks[:3], decisions):
         np.testing.assert_array_equal(predictor.outputs(track)["decisions"], row)
+
+
+@pytest.mark.slow
+def test_predict_on_an_ensemble_folder_uses_its_default_export(
+    evaluated_demo_runs, full_length_tracks, tmp_path, capsys
+):
+    ensemble_dir = tmp_path / "ens"
+    build_ensemble(evaluated_demo_runs, ensemble_dir)
+    assert main(["export", str(ensemble_dir)]) == 0  # to ENSEMBLE/export
+    track = tmp_path / "track.npy"
+    np.save(track, full_length_tracks[0])
+    capsys.readouterr()
+    assert main(["predict", str(ensemble_dir), str(track)]) == 0
+    by_folder = pd.read_csv(StringIO(capsys.readouterr().out))
+    assert main(["predict", str(ensemble_dir / "export"), str(track)]) == 0
+    by_export = pd.read_csv(StringIO(capsys.readouterr().out))
+    pd.testing.assert_frame_equal(by_folder, by_export)
