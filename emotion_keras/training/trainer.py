@@ -386,11 +386,14 @@ def _recipe(config: Config, run: RunDir, data: _RunData, workers) -> _Recipe:
         pos_weight = losses.positive_weights(data.train_set.labels)
         if workers.is_chief:
             _write_loss_weights(run, data.train_set, pos_weight)
-    n_tracks = len(data.train_set)
-    if workers.distributed:
-        steps = n_tracks // config.batch_size
-    else:
-        steps = -(-n_tracks // config.batch_size)
+    from emotion_keras.data import pipeline
+
+    # The steps `_training_input` gives `fit` (a distributed epoch is cut to full global batches).
+    steps = pipeline.steps_per_epoch(
+        len(data.train_set),
+        config.batch_size,
+        global_batch=config.batch_size if workers.distributed else None,
+    )
     weight_averaging = None
     if config.weight_averaging != "none":
         if workers.distributed:
