@@ -3,7 +3,8 @@
 `python -m benchmarks pipeline` (and `make bench`) measures, on the machine it runs on:
 
 - `train_crops_per_s`: random crops with labels through the real `tf.data` training pipeline
-  (`pipeline.train_dataset`, batches of 64, epoch after epoch as `model.fit` iterates it);
+  (`pipeline.train_dataset`, batches of 64, epoch after epoch from one iterator, as the
+  trainer builds it: one dataset holds all the epochs of a training phase);
 - `eval_crops_per_s`: regular crops through `pipeline.eval_dataset` (10 per track);
 - `baseline_crops_per_s`: a plain loop that `np.load`s each whole file and slices a random crop,
   as the original implementation's data loader did, batched the same way;
@@ -119,6 +120,32 @@ def _time_passes(dataset, seconds: float) -> tuple[float, int]:
     return _rate(crops, timed), passes
 
 
+def _time_stream(dataset, seconds: float, warmup_batches: int = 8) -> tuple[float, int]:
+    """Crops/s of one iterator over an endless training dataset (`n_epochs=None`), as the
+    trainer's `model.fit` reads it: epochs follow each other without a new iterator. The first
+    `warmup_batches` absorb tf.data's start-up; batches are then counted for `seconds`.
+
+    Returns:
+        (crops/s, batches timed).
+    """
+    from emotion_keras.data.pipeline import data_errors
+
+    global _LAST_CPU_US_PER_CROP
+    crops, batches = 0, 0
+    with data_errors():
+        iterator = iter(dataset)
+        for _ in range(warmup_batches):
+            next(iterator)
+        cpu_before, started = _cpu_seconds(), time.perf_counter()
+        while time.perf_counter() - started < seconds or batches == 0:
+            x, _ = next(iterator)
+            crops += int(x.shape[0])
+            batches += 1
+        timed = time.perf_counter() - started
+    _LAST_CPU_US_PER_CROP = (_cpu_seconds() - cpu_before) / crops * 1e6
+    return _rate(crops, timed), batches
+
+
 #: The process CPU time per crop of the last `_time_passes` (user + system, all threads): less
 #: sensitive to other jobs on the machine than crops/s; 2 cores give at most 2e6 / it crops/s.
 _LAST_CPU_US_PER_CROP = float("nan")
@@ -165,7 +192,7 @@ def measure_pipeline(
     n_frames = scan_melspecs(data_dir, subset, n_bands=N_BANDS)
     result["scan_s"] = time.perf_counter() - started
 
-    # Training: epoch after epoch, each a fresh pass over the dataset as model.fit makes it.
+    # Training: epoch after epoch from one iterator, as the trainer's model.fit reads them.
     train = pipeline.train_dataset(
         data_dir,
         subset,
@@ -174,8 +201,9 @@ def measure_pipeline(
         batch_size=batch_size,
         n_bands=N_BANDS,
         seed=seed,
+        n_epochs=None,
     )
-    result["train_crops_per_s"], result["train_epochs_timed"] = _time_passes(train, seconds)
+    result["train_crops_per_s"], result["train_batches_timed"] = _time_stream(train, seconds)
     result["train_cpu_us_per_crop"] = _LAST_CPU_US_PER_CROP
     evaluation = pipeline.eval_dataset(
         data_dir,
@@ -209,8 +237,9 @@ def measure_pipeline(
             batch_size=batch_size,
             n_bands=N_BANDS,
             seed=seed,
+            n_epochs=None,
         )
-        result["frames_major_train_crops_per_s"], _ = _time_passes(train, seconds)
+        result["frames_major_train_crops_per_s"], _ = _time_stream(train, seconds)
         evaluation = pipeline.eval_dataset(
             copy_dir,
             subset,
@@ -243,7 +272,8 @@ def _cache_bytes(data_dir, n_tracks: int, crop_frames: int, batch_size: int, eva
 
 def _reader_alone(reader, n_tracks: int, seconds: float, batch_size: int, seed: int) -> float:
     """Crops/s of a crop reader alone on this thread (one parallel call of the tf.data map,
-    without TensorFlow; for the packed reader, without TensorFlow's float16 cast)."""
+    without TensorFlow; for the packed reader, its frames-major crops, before TensorFlow's
+    transposition and cast)."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(n_tracks)
     crops, started = 0, time.perf_counter()
@@ -255,20 +285,29 @@ def _reader_alone(reader, n_tracks: int, seconds: float, batch_size: int, seed: 
 
 
 def measure_cached_eval(
-    data_dir, subset, n_frames, seconds: float, crop_frames: int, batch_size: int, eval_crops: int
+    data_dir,
+    subset,
+    n_frames,
+    seconds: float,
+    crop_frames: int,
+    batch_size: int,
+    eval_crops: int,
+    spill_dir: Path | None = None,
 ) -> float | None:
-    """Evaluation crops/s from the validation crop cache (`pipeline.CropCache`) once filled;
-    None when the crops would take more than a quarter of the RAM."""
+    """Evaluation crops/s from the validation crop cache (`pipeline.CropCache`) once filled:
+    in RAM, or with `spill_dir` in its temporary file there (no RAM allowed; the file's pages
+    warm in the page cache, as after a first validation); None when the crops would take more
+    than a quarter of the RAM."""
     from emotion_keras.data import pipeline
 
     needed = _cache_bytes(data_dir, len(subset), crop_frames, batch_size, eval_crops)
     if needed is None:
         return None
-    cache = pipeline.CropCache(needed)
+    cache = pipeline.CropCache(0, spill_dir) if spill_dir else pipeline.CropCache(needed)
     settings = dict(n_crops=eval_crops, crop_frames=crop_frames, batch_size=batch_size)
     for _ in pipeline.eval_dataset(data_dir, subset, n_frames, cache=cache, **settings):
         pass  # the first validation: reads the crops and fills the cache
-    assert cache.complete
+    assert cache.complete and cache.on_disk == bool(spill_dir)
     cached = pipeline.eval_dataset(data_dir, subset, n_frames, cache=cache, **settings)
     return _time_passes(cached, seconds / 2)[0]
 
@@ -300,8 +339,8 @@ def measure_packed(
     }
     n_frames = scan_melspecs(path, subset, n_bands=N_BANDS)
     settings = dict(crop_frames=crop_frames, batch_size=batch_size, n_bands=N_BANDS)
-    train = pipeline.train_dataset(path, subset, n_frames, seed=seed, **settings)
-    result["train_crops_per_s"], result["train_epochs_timed"] = _time_passes(train, seconds)
+    train = pipeline.train_dataset(path, subset, n_frames, seed=seed, n_epochs=None, **settings)
+    result["train_crops_per_s"], result["train_batches_timed"] = _time_stream(train, seconds)
     result["train_cpu_us_per_crop"] = _LAST_CPU_US_PER_CROP
     evaluation = pipeline.eval_dataset(path, subset, n_frames, n_crops=eval_crops, **settings)
     result["eval_crops_per_s"], result["eval_passes_timed"] = _time_passes(evaluation, seconds / 2)
@@ -313,6 +352,9 @@ def measure_packed(
     if cached_eval:
         result["eval_cached_crops_per_s"] = measure_cached_eval(
             path, subset, n_frames, seconds, crop_frames, batch_size, eval_crops
+        )
+        result["eval_disk_cached_crops_per_s"] = measure_cached_eval(
+            path, subset, n_frames, seconds, crop_frames, batch_size, eval_crops, corpus_dir
         )
     return result
 
@@ -504,6 +546,7 @@ def run_pipeline_benchmark(
                 "train_crops_per_s",
                 "eval_crops_per_s",
                 "eval_cached_crops_per_s",
+                "eval_disk_cached_crops_per_s",
                 "reader_1thread_crops_per_s",
                 "train_cpu_us_per_crop",
             )
@@ -630,6 +673,8 @@ def _packed_lines(result: dict) -> str:
             f"  evaluation crops/s from the crop cache        "
             f"{_rate_or_none(packed['eval_cached_crops_per_s']):>10}"
             f" (.npy: {_rate_or_none(result['eval_cached_crops_per_s'])})",
+            f"  ... from the crop cache's file on disk        "
+            f"{_rate_or_none(packed['eval_disk_cached_crops_per_s']):>10}",
             f"  speed-up of training over baseline            "
             f"{packed['speedup_vs_baseline']:10.2f}x",
             f"  packed reader alone, one thread, crops/s      "

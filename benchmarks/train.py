@@ -231,7 +231,7 @@ def _numpy_reader_dataset(
 ):
     import keras
 
-    from emotion_keras.data.crops import open_reader
+    from emotion_keras.data.crops import bands_major, open_reader
 
     # A packed float16 corpus's crops stay float16: the model casts them on its device.
     reader = open_reader(data_dir, subset, n_frames, crop_frames=CROP_FRAMES, n_bands=N_BANDS)
@@ -249,7 +249,10 @@ def _numpy_reader_dataset(
             order = np.random.default_rng([seed, epoch]).permutation(len(subset))
             tracks = order[k * batch_size : (k + 1) * batch_size]
             draws = np.random.default_rng([seed, epoch, k]).integers(0, 2**62, batch_size)
-            return reader.read_random(tracks, draws)[..., None], labels[tracks]
+            crops = reader.read_random(tracks, draws)
+            if reader.frames_major:  # a packed corpus's crops: transposed here, in NumPy
+                crops = bands_major(crops)
+            return crops[..., None], labels[tracks]
 
     return RandomCrops(workers=os.cpu_count() or 1, use_multiprocessing=False)
 

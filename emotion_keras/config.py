@@ -97,9 +97,10 @@ class Config:
             `warmup_epochs`, then cosine decay to 0 at `epochs`, per step).
         validate_every: run the AUC callback every N epochs (the original validated every 5).
         val_cache_mb: keep the validation crops in RAM after the first validation when they
-            fit in this many MB (they do not change between epochs); 0 reads them every time.
-            Does not change results. Split 0's 10 crops of 3,802 tracks take 9.3 GB from a
-            float16 packed corpus, 18.7 GB from float32 files.
+            fit in this many MB (they do not change between epochs), else in a temporary file
+            in the run directory when its disk has room (removed when training ends); 0 reads
+            them every time. Does not change results. Split 0's 10 crops of 3,802 tracks take
+            9.3 GB from a float16 packed corpus, 18.7 GB from float32 files.
         monitor: the `logs` key that picks the best checkpoint.
         early_stopping_patience: epochs without improvement before stopping; 0 disables it.
         seed: fixes weight initialisation, shuffling and crop positions.

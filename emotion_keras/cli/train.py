@@ -27,7 +27,8 @@ FIELD_HELP = {
     "schedule": "paper (constant rate), original (Adam, then SGD with restarts from the best "
     "weights), or cosine (warm-up, then cosine decay to 0)",
     "validate_every": "validate every N epochs (and after the last)",
-    "val_cache_mb": "keep validation crops in RAM when they fit in N MB (0: read every time)",
+    "val_cache_mb": "keep validation crops in N MB of RAM, else on disk in the run "
+    "directory (0: read them every time)",
     "monitor": "validation figure that picks the best checkpoint (default val_pr_auc_macro)",
     "early_stopping_patience": "stop after N validated epochs without improvement (0: never)",
     "seed": "fixes initialisation, shuffling and crops",

@@ -9,7 +9,7 @@ becomes about 34 GB, and the values, dB on a -200 .. +50 scale, keep 3 significa
 float32 (exact). The file's layout:
 
     /melspecs             [total_frames, n_bands] float16|float32, contiguous (no chunks, no
-                          compression), so that it can be memory-mapped at its file offset
+                          compression), so that a crop is one read at a known file offset
     /index/track_id       the TSV's TRACK_ID of each packed track
     /index/path           its melspec path relative to the source root (`48/948.npy`): the key
     /index/offset         its first row in /melspecs
@@ -25,11 +25,12 @@ each fsync of the data). A killed pack resumes from its last record; only a fini
 marked `complete` and renamed to `OUT`, so no file that looks complete is ever half written.
 
 Reading (`open_packed`, `PackedCropReader`) does not use h5py for crops: h5py reads the
-attributes and the index once; crops are gathered from a memory map of the dataset at its file
-offset by one NumPy call per batch (`np.take` of the batch's rows, which copies without the
-GIL), into a preallocated `[batch, crop_frames, bands]` buffer in the stored dtype; the pipeline
-transposes and casts it to float32 in TensorFlow. A fresh map per batch, closed after it, keeps
-the process's resident memory at a batch's pages whatever the corpus size.
+attributes and the index once (and the dataset's file offset); each crop is then one `pread` of
+its contiguous bytes into a preallocated `[batch, crop_frames, bands]` buffer in the stored
+dtype (the kernel copies without the GIL; the file is read with `POSIX_FADV_RANDOM`, so a cold
+crop reads its own pages and no read-ahead), and the pipeline transposes and casts the batch to
+float32 in TensorFlow. Nothing is mapped, so the process's resident memory is its batches
+whatever the corpus size.
 
 Values are checked when packed (every frame read from the source is checked finite, and a
 float16 cast must not overflow), so reading trusts them; a file that is truncated, not a packed
@@ -43,9 +44,7 @@ import dataclasses
 import hashlib
 import json
 import math
-import mmap
 import os
-import threading
 import time
 import zlib
 from pathlib import Path
@@ -522,18 +521,6 @@ def _check_size(packed: PackedMelspecs) -> None:
         )
 
 
-_THREAD_LOCAL = threading.local()
-
-
-def _scratch(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """This thread's reusable gather buffer, as an array of `shape` and `dtype`."""
-    n_bytes = math.prod(shape) * dtype.itemsize
-    raw = getattr(_THREAD_LOCAL, "gathered", None)
-    if raw is None or raw.nbytes < n_bytes:
-        raw = _THREAD_LOCAL.gathered = np.empty(n_bytes, dtype=np.uint8)
-    return raw[:n_bytes].view(dtype).reshape(shape)
-
-
 def describe_source(data_dir: str | Path) -> str:
     """`data_dir` in words for logs: a packed corpus (with its dtype) or a melspec folder."""
     if is_packed(data_dir):
@@ -581,10 +568,12 @@ def verify_packed(
 class PackedCropReader:
     """Reads batches of crops from a packed corpus; the packed counterpart of `CropReader`.
 
-    Batches are `[n, bands, crop_frames]` as `CropReader`'s, but in the stored dtype (`dtype`):
-    the pipeline casts float16 to float32 in TensorFlow. Crops start where the
-    `.npy` reader's do for the same tracks and draws, so the same seed gives the same crops
-    (float32) or the same crops rounded to float16. Safe to call from several threads at once.
+    Batches are frames-major, `[n, crop_frames, bands]` in the stored dtype (`dtype`), as the
+    file holds them: each crop is one `pread` of one contiguous run of bytes into the batch. The
+    pipeline turns them bands-major and float32 in TensorFlow (`pipeline.bands_major`); other
+    callers use `crops.bands_major`. Crops start where the `.npy` reader's do for the same
+    tracks and draws, so the same seed gives the same crops (float32) or the same crops rounded
+    to float16. Safe to call from several threads at once.
 
     Args:
         data_dir: the packed file (or an open `PackedMelspecs`).
@@ -594,7 +583,7 @@ class PackedCropReader:
         n_bands: bands the run expects.
     """
 
-    frames_major = False
+    frames_major = True
 
     def __init__(
         self, data_dir, subset: Subset, n_frames: np.ndarray, *, crop_frames: int, n_bands: int
@@ -611,9 +600,12 @@ class PackedCropReader:
         self.crop_frames = crop_frames
         self.n_bands = n_bands
         self.dtype = self.packed.dtype
-        self._steps = np.arange(crop_frames, dtype=np.int64)
-        self._length = self.packed.data_offset + self.packed.data_bytes
+        self._row_bytes = n_bands * self.dtype.itemsize
         self._fd = os.open(self.packed.path, os.O_RDONLY)
+        # Reads then fetch exactly the bytes asked for from a cold file: the device's read-ahead
+        # (8 MB on this project's VM) would otherwise read about 30 crops' worth for each crop.
+        # It also makes cached reads faster (12 vs 22 us a crop, BENCHMARKS.md).
+        os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_RANDOM)
 
     def __del__(self):
         fd = getattr(self, "_fd", None)
@@ -621,15 +613,18 @@ class PackedCropReader:
             os.close(fd)
 
     def batch_shape(self, n_crops: int) -> tuple[int, int, int]:
-        return (n_crops, self.n_bands, self.crop_frames)
+        return (n_crops, self.crop_frames, self.n_bands)
 
     def read(
         self, tracks: np.ndarray, starts: np.ndarray, out: np.ndarray | None = None
     ) -> np.ndarray:
         """Crop k of track `tracks[k]` from frame `starts[k]`, for every k, into `out`.
 
+        One `os.preadv` per crop straight into the batch (the system call copies without the
+        GIL; Python only hands it the crop's file position and its place in the batch).
+
         Returns:
-            `out` (or a new array): `[len(tracks), bands, crop_frames]` in the stored dtype,
+            `out` (or a new array): `[len(tracks), crop_frames, bands]` in the stored dtype,
             frames past a track's end set to `PAD_VALUE`.
         """
         tracks = np.asarray(tracks, dtype=np.int64)
@@ -643,53 +638,26 @@ class PackedCropReader:
                 f"{self.packed.path}: crop start {starts[k]} outside track "
                 f"{tracks[k]}'s {n_frames[k]} frames"
             )
-        rows = (self.offsets[tracks] + starts)[:, None] + self._steps
-        short = np.flatnonzero(starts + self.crop_frames > n_frames)
-        if len(short):  # crops past a track's end: read its last frame there, then pad
-            last = self.offsets[tracks] + n_frames - 1
-            np.minimum(rows, last[:, None], out=rows)
-        # Checked at every batch: a mapped page past the end of a file that shrank would kill
-        # the process with SIGBUS instead of raising.
-        if os.fstat(self._fd).st_size < self._length:
-            _check_size(self.packed)
-        gathered = _scratch((len(tracks), self.crop_frames, self.n_bands), self.dtype)
-        mapping = mmap.mmap(self._fd, self._length, access=mmap.ACCESS_READ)
-        try:
-            self._read_ahead(mapping, tracks, starts, n_frames)
-            data = np.ndarray(
-                (self.packed.total_frames, self.n_bands),
-                dtype=self.dtype,
-                buffer=mapping,
-                offset=self.packed.data_offset,
-            )
-            np.take(data, rows, axis=0, out=gathered, mode="clip")  # one gather, without the GIL
-            del data  # a live view would keep the mapping from closing
-        finally:
-            mapping.close()
-        for k in short.tolist():
-            gathered[k, n_frames[k] - starts[k] :] = PAD_VALUE
-        # Frames-major to the model's bands-major: one NumPy copy (without the GIL) of the whole
-        # batch, as unsigned integers of the same width: NumPy copies float16 value by value
-        # (3x slower), and a cast to float32 here would cost 3x more than TensorFlow's.
-        raw = np.dtype(f"u{self.dtype.itemsize}")
-        np.copyto(out.view(raw), gathered.view(raw).transpose(0, 2, 1))
+        valid = np.minimum(self.crop_frames, n_frames - starts)
+        positions = self.packed.data_offset + (self.offsets[tracks] + starts) * self._row_bytes
+        crops = out.reshape(len(tracks), -1).view(np.uint8)
+        for k, (position, frames) in enumerate(zip(positions.tolist(), valid.tolist())):
+            wanted = frames * self._row_bytes
+            got = os.preadv(self._fd, [crops[k, :wanted]], position)
+            if got != wanted:
+                self._read_rest(crops[k, got:wanted], position + got)
+            if frames < self.crop_frames:  # a track shorter than the crop: pad its end
+                out[k, frames:] = PAD_VALUE
         return out
 
-    def _read_ahead(self, mapping: mmap.mmap, tracks, starts, n_frames) -> None:
-        """Asks the kernel for exactly the batch's bytes, all at once, before they are copied.
-
-        Without it a page fault in a cold file triggers the device's read-ahead (often MBs:
-        8 MB on this project's VM) for every crop, reading several times the crops' bytes;
-        with `MADV_RANDOM` alone each 4 KB page would be a separate synchronous read. Cheap
-        when the pages are cached (one system call per crop, no I/O).
-        """
-        mapping.madvise(mmap.MADV_RANDOM)
-        row = self.n_bands * self.dtype.itemsize
-        first = self.packed.data_offset + (self.offsets[tracks] + starts) * row
-        lengths = np.minimum(self.crop_frames, n_frames - starts) * row
-        aligned = first - first % mmap.PAGESIZE
-        for start, length in zip(aligned.tolist(), (lengths + first - aligned).tolist()):
-            mapping.madvise(mmap.MADV_WILLNEED, start, length)
+    def _read_rest(self, buffer: np.ndarray, position: int) -> None:
+        """Finishes a short read; the file's end before the crop's means it was truncated."""
+        while len(buffer):
+            got = os.preadv(self._fd, [buffer], position)
+            if got == 0:
+                _check_size(self.packed)  # names the file and its sizes
+                raise DataFileError(f"{self.packed.path}: ended at byte {position:,} mid-crop")
+            buffer, position = buffer[got:], position + got
 
     def read_random(
         self, tracks: np.ndarray, draws: np.ndarray, out: np.ndarray | None = None

@@ -14,7 +14,8 @@ How it streams: each dataset starts from track *indices* (`Dataset.range`), so s
 positions and sharding are decided on small integers before any file is touched; then one
 `tf.numpy_function` per batch reads that batch's crops with `emotion_keras.data.crops`, which
 touches only each crop's bytes (a memory map for the official bands-major files, one `pread` for
-the optional frames-major copy), several batches in parallel, prefetched ahead of the model.
+the optional frames-major copy and for a packed corpus), several batches in parallel (a fixed
+number, `_parallel_reads`, on a private thread pool: `_options`), prefetched ahead of the model.
 Memory is a few batches, whatever the corpus size. One Python call per *batch* rather than per
 crop keeps the interpreter's per-call cost (and the GIL) off the critical path, and batches are
 handed to TensorFlow without a copy. Figures and what bounds them: BENCHMARKS.md.
@@ -49,6 +50,26 @@ from emotion_keras.progress import Progress, log
 
 #: Batches read ahead of the model, beyond those being read in parallel.
 PREFETCH_BATCHES = 2
+
+
+def _parallel_reads() -> int:
+    """Batches read at once: one more than the cores, so that a core is never idle while a read
+    waits on the GIL or the disk. Fixed, not `tf.data.AUTOTUNE`: on 2 cores the autotuner
+    settled on one or two and stayed there for whole epochs (BENCHMARKS.md: epochs at 7,900
+    crops/s next to epochs at 16,000, no other change)."""
+    return (os.cpu_count() or 1) + 1
+
+
+def _options() -> tf.data.Options:
+    """The input pipelines' options: no autotuning (parallelism and prefetch depth are fixed,
+    see `_parallel_reads`; the autotuner's own thread also takes CPU from the reads), and a
+    private thread pool of one thread per core, so that the batches' reads, transpositions and
+    casts do not queue behind (or crowd) the model's own kernels. Measured in BENCHMARKS.md."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.threading.private_threadpool_size = os.cpu_count() or 1
+    return options
+
 
 __all__ = [
     "PAD_VALUE",
@@ -236,15 +257,33 @@ def _track_frames(data_dir, subset: Subset, n_frames, n_bands: int) -> np.ndarra
     return n_frames
 
 
+def bands_major(crops: tf.Tensor) -> tf.Tensor:
+    """Frames-major crops `[batch, T, bands]` -> bands-major `[batch, bands, T]`, same values.
+
+    16-bit values are moved as bfloat16, whatever they are (a bitcast, so the bits are kept
+    exactly): TensorFlow's CPU transpose moves bfloat16 about three times faster than float16
+    (BENCHMARKS.md).
+    """
+    if crops.dtype.size == 2:
+        moved = tf.transpose(tf.bitcast(crops, tf.bfloat16), [0, 2, 1])
+        return tf.bitcast(moved, crops.dtype)
+    return tf.transpose(crops, [0, 2, 1])
+
+
 def _model_input(crops: tf.Tensor, reader, dtype: str = "float32") -> tf.Tensor:
     """A batch as the reader returns it -> `[batch, n_bands, T, 1]` in `dtype`.
 
-    A float16 packed corpus's batches are float16: TensorFlow's own kernels cast them (3x faster
-    than NumPy's cast), outside Python and the GIL; with `dtype="float16"` (a mixed-precision
-    model's compute dtype) they are passed on as they are.
+    A packed corpus's batches are frames-major and in its stored dtype: TensorFlow transposes
+    them and casts float16 (3x faster than NumPy's cast), outside Python and the GIL; with
+    `dtype="float16"` (a mixed-precision model's compute dtype) they are passed on uncast.
     """
     if reader.frames_major:
-        crops = tf.transpose(crops, [0, 2, 1])
+        crops = bands_major(crops)
+    return _cast(crops, dtype)
+
+
+def _cast(crops: tf.Tensor, dtype: str) -> tf.Tensor:
+    """Bands-major crops `[batch, n_bands, T]` -> `[batch, n_bands, T, 1]` in `dtype`."""
     if crops.dtype != tf.as_dtype(dtype):
         crops = tf.cast(crops, dtype)
     return crops[..., None]
@@ -283,9 +322,11 @@ def _read_batches(
     # deterministic=True: parallel reads still come out in order, so a seed reproduces a run.
     # A fixed prefetch depth (not AUTOTUNE, which may grow its buffer towards half the RAM)
     # keeps memory at a few batches of crops whatever the corpus size.
-    return batches.map(
-        read_crops, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    ).prefetch(PREFETCH_BATCHES)
+    return (
+        batches.map(read_crops, num_parallel_calls=_parallel_reads(), deterministic=True)
+        .prefetch(PREFETCH_BATCHES)
+        .with_options(_options())
+    )
 
 
 def _epoch_seeds(seed, epoch):
@@ -467,55 +508,118 @@ def steps_per_epoch(
 
 
 class CropCache:
-    """The regular crops of an evaluation, kept in memory after its first pass.
+    """The regular crops of an evaluation, kept after its first pass: in RAM when they fit, else
+    in a temporary file on disk.
 
     Regular crops do not change between epochs, so every validation after the first can take
-    them from RAM instead of reading them again (10 crops of 3,802 validation tracks are most of
-    the validation set's 16 GB, read every epoch). The first pass fills the cache as it reads
-    (no extra pass); a later `eval_dataset` of the same crops serves them from it. Crops are
-    kept as the reader returns them: float16 from a float16 packed corpus (half the memory).
+    them from the cache instead of reading them again (10 crops of 3,802 validation tracks are
+    most of the validation set's 16 GB, read every epoch). The first pass fills the cache as it
+    reads (no extra pass); a later `eval_dataset` of the same crops serves them from it. Crops are
+    kept bands-major in the reader's dtype: float16 from a float16 packed corpus (half the
+    memory), so a later pass neither transposes nor reads scattered crops.
+
+    Crops larger than `max_bytes` go, when `spill_dir` is given and its disk has room for them,
+    to a file written once in the crops' order (sequential on later passes, and cached by the
+    kernel as memory allows): a temporary file, unlinked as soon as it is made, so nothing is
+    left behind however the process ends, and fully allocated before the first crop is written,
+    so a disk that fills up later cannot take the process down (a write into a memory map past
+    the disk's space would kill it with SIGBUS).
 
     Args:
-        max_bytes: the most memory the crops may take; crops that do not fit are read from the
-            files every time (said once in the log).
+        max_bytes: the most RAM the crops may take.
+        spill_dir: where crops that do not fit in RAM may be kept instead (the run directory);
+            None: such crops are read from the files every time (said once in the log).
     """
 
-    def __init__(self, max_bytes: int):
+    #: Free space the disk keeps beyond the spilled crops.
+    SPILL_MARGIN_BYTES = 2**30
+
+    def __init__(self, max_bytes: int, spill_dir: str | Path | None = None):
         self.max_bytes = max_bytes
+        self.spill_dir = None if spill_dir is None else Path(spill_dir)
         self._key = None
         self._crops: np.ndarray | None = None
         self._filled: np.ndarray | None = None
         self._lock = threading.Lock()
-        self._too_large_logged = False
+        self._refused: set = set()  # keys of crops that fit nowhere (said once each)
 
     @property
     def nbytes(self) -> int:
         return 0 if self._crops is None else self._crops.nbytes
 
     @property
+    def on_disk(self) -> bool:
+        """Whether the cached crops are in the temporary file rather than in RAM."""
+        return isinstance(self._crops, np.memmap)
+
+    @property
     def complete(self) -> bool:
         return self._filled is not None and bool(self._filled.all())
 
     def _prepare(self, key, n_batches: int, batch_shape: tuple[int, ...], dtype: np.dtype) -> bool:
-        """Whether these crops fit; (re)allocates the cache for them if they are new."""
-        n_bytes = n_batches * int(np.prod(batch_shape)) * dtype.itemsize
-        if n_bytes > self.max_bytes:
-            if not self._too_large_logged:
-                log.info(
-                    "Evaluation crops (%.0f MB) exceed the crop cache (%.0f MB): read "
-                    "from the files every time",
-                    n_bytes / 2**20,
-                    self.max_bytes / 2**20,
-                )
-                self._too_large_logged = True
+        """Whether these crops can be cached; (re)allocates the cache for them if they are new."""
+        if key == self._key:
+            return True
+        if key in self._refused:
             return False
-        if key != self._key:
-            self._crops = None  # let the old crops go first
+        n_bytes = n_batches * int(np.prod(batch_shape)) * dtype.itemsize
+        shape = (n_batches, *batch_shape)
+        self._crops = self._filled = self._key = None  # let the old crops go first
+        if n_bytes <= self.max_bytes:
             raw = np.empty(n_bytes + _ALIGNMENT, dtype=np.uint8)
-            self._crops = _aligned_view(raw, (n_batches, *batch_shape), dtype)
-            self._filled = np.zeros(n_batches, dtype=bool)
-            self._key = key
+            self._crops = _aligned_view(raw, shape, dtype)
+        else:
+            self._crops = self._spill(n_bytes, shape, dtype)
+            if self._crops is None:
+                self._refused.add(key)
+                return False
+        self._filled = np.zeros(n_batches, dtype=bool)
+        self._key = key
         return True
+
+    def _spill(self, n_bytes: int, shape: tuple[int, ...], dtype: np.dtype):
+        """A zeroed `np.memmap` of `shape` in a new temporary file, or None (logged) if the crops
+        may not or cannot go to disk."""
+        import shutil
+        import tempfile
+
+        size = f"{n_bytes / 2**20:,.0f} MB"
+        if self.spill_dir is None:
+            log.info(
+                "Evaluation crops (%s) exceed the crop cache (%.0f MB in RAM): read from the "
+                "files every time",
+                size,
+                self.max_bytes / 2**20,
+            )
+            return None
+        try:
+            free = shutil.disk_usage(self.spill_dir).free
+            if free < n_bytes + self.SPILL_MARGIN_BYTES:
+                raise OSError(f"{free / 2**20:,.0f} MB free")
+            handle = tempfile.TemporaryFile(dir=self.spill_dir, prefix="eval-crops-")
+            try:
+                os.posix_fallocate(handle.fileno(), 0, n_bytes)
+                crops = np.memmap(handle, dtype=dtype, mode="r+", shape=shape)
+            finally:
+                handle.close()  # the mapping keeps the (already unlinked) file alive
+        except OSError as error:
+            log.info(
+                "Evaluation crops (%s) exceed the crop cache (%.0f MB in RAM) and cannot be "
+                "kept in %s (%s): read from the files every time",
+                size,
+                self.max_bytes / 2**20,
+                self.spill_dir,
+                error.strerror or error,
+            )
+            return None
+        log.info(
+            "Evaluation crops (%s) exceed the crop cache (%.0f MB in RAM): kept in a temporary "
+            "file in %s after their first read (removed when the process ends)",
+            size,
+            self.max_bytes / 2**20,
+            self.spill_dir,
+        )
+        return crops
 
     def _store(self, batch: int) -> np.ndarray:
         return self._crops[batch]
@@ -529,9 +633,13 @@ class CropCache:
 def _cached_batches(
     cache: CropCache, reader, tracks: np.ndarray, starts: np.ndarray, batch_size: int, dtype: str
 ) -> tf.data.Dataset:
-    """Evaluation batches read into `cache` (first pass) or taken from it (later passes)."""
+    """Evaluation batches read into `cache` (first pass) or taken from it (later passes).
+
+    The cache holds the crops bands-major in the stored dtype, as the model takes them but for
+    the cast: a frames-major reader's batches are transposed once, before they are stored.
+    """
     n_batches = len(tracks) // batch_size
-    shape = reader.batch_shape(batch_size)
+    shape = _cache_batch_shape(reader, batch_size)
     stored = tf.as_dtype(reader.dtype)
     if cache.complete:
 
@@ -542,24 +650,59 @@ def _cached_batches(
         @tf.autograph.experimental.do_not_convert
         def take(batch):
             crops = tf.numpy_function(cached, [batch], stored, stateful=False, name="cached_crops")
-            return _model_input(tf.ensure_shape(crops, shape), reader, dtype)
+            return _cast(tf.ensure_shape(crops, shape), dtype)
 
-        return tf.data.Dataset.range(n_batches).map(take).prefetch(PREFETCH_BATCHES)
-
-    def read_into_cache(batch, batch_tracks, batch_starts):
-        reader.read(batch_tracks, batch_starts, cache._store(batch))
-        return cache._stored(batch)
-
-    def read(batch, elements):
-        batch_tracks, batch_starts = elements
-        crops = tf.numpy_function(
-            _reporting(read_into_cache),
-            [batch, batch_tracks, batch_starts],
-            stored,
-            stateful=False,
-            name="read_crops_into_cache",
+        return (
+            tf.data.Dataset.range(n_batches)
+            .map(take, num_parallel_calls=_parallel_reads(), deterministic=True)
+            .prefetch(PREFETCH_BATCHES)
+            .with_options(_options())
         )
-        return _model_input(tf.ensure_shape(crops, shape), reader, dtype)
+
+    if reader.frames_major:
+        buffers = _BatchBuffers(capacity=(os.cpu_count() or 1) + PREFETCH_BATCHES + 2)
+
+        def read_batch(batch, batch_tracks, batch_starts):
+            out = buffers.take(reader.batch_shape(len(batch_tracks)), reader.dtype)
+            return reader.read(batch_tracks, batch_starts, out)
+
+        def store(batch, crops):
+            np.copyto(cache._store(batch), crops)
+            return cache._stored(batch)
+
+        @tf.autograph.experimental.do_not_convert
+        def read(batch, elements):
+            batch_tracks, batch_starts = elements
+            crops = tf.numpy_function(
+                _reporting(read_batch),
+                [batch, batch_tracks, batch_starts],
+                stored,
+                stateful=False,
+                name="read_crops",
+            )
+            crops = bands_major(tf.ensure_shape(crops, reader.batch_shape(batch_size)))
+            crops = tf.numpy_function(
+                store, [batch, crops], stored, stateful=False, name="cache_crops"
+            )
+            return _cast(tf.ensure_shape(crops, shape), dtype)
+
+    else:
+
+        def read_into_cache(batch, batch_tracks, batch_starts):
+            reader.read(batch_tracks, batch_starts, cache._store(batch))
+            return cache._stored(batch)
+
+        @tf.autograph.experimental.do_not_convert
+        def read(batch, elements):
+            batch_tracks, batch_starts = elements
+            crops = tf.numpy_function(
+                _reporting(read_into_cache),
+                [batch, batch_tracks, batch_starts],
+                stored,
+                stateful=False,
+                name="read_crops_into_cache",
+            )
+            return _cast(tf.ensure_shape(crops, shape), dtype)
 
     batches = tf.data.Dataset.zip(
         (
@@ -567,9 +710,16 @@ def _cached_batches(
             tf.data.Dataset.from_tensor_slices((tracks, starts)).batch(batch_size),
         )
     )
-    return batches.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
-        PREFETCH_BATCHES
+    return (
+        batches.map(read, num_parallel_calls=_parallel_reads(), deterministic=True)
+        .prefetch(PREFETCH_BATCHES)
+        .with_options(_options())
     )
+
+
+def _cache_batch_shape(reader, batch_size: int) -> tuple[int, int, int]:
+    """A cached batch's shape: bands-major, whatever the reader's layout."""
+    return (batch_size, reader.n_bands, reader.crop_frames)
 
 
 def eval_dataset(
@@ -626,7 +776,7 @@ def eval_dataset(
             hop_frames,
         )
         if cache._prepare(
-            key, len(tracks) // batch_size, reader.batch_shape(batch_size), reader.dtype
+            key, len(tracks) // batch_size, _cache_batch_shape(reader, batch_size), reader.dtype
         ):
             return _cached_batches(cache, reader, tracks, starts, batch_size, dtype)
     batches = tf.data.Dataset.from_tensor_slices((tracks, starts)).batch(batch_size)
@@ -750,8 +900,9 @@ def whole_track_dataset(
 
     return (
         tf.data.Dataset.range(len(subset))
-        .map(read_track, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .map(read_track, num_parallel_calls=_parallel_reads(), deterministic=True)
         .prefetch(PREFETCH_BATCHES)
+        .with_options(_options())
     )
 
 

@@ -195,7 +195,7 @@ def _train(
         data,
         completed,
         workers,
-        _validation_predictor(config, data, strategy, workers, progress),
+        _validation_predictor(config, data, strategy, workers, progress, spill_dir=run.path),
         recipe.averaging,
     )
     run_callbacks += list(callbacks)
@@ -439,11 +439,17 @@ def _write_loss_weights(run: RunDir, train_set: metadata.Subset, pos_weight) -> 
 
 
 def _validation_predictor(
-    config: Config, data: _RunData, strategy, workers, progress: Progress | None = None
+    config: Config,
+    data: _RunData,
+    strategy,
+    workers,
+    progress: Progress | None = None,
+    spill_dir: Path | None = None,
 ):
     """`model -> [n_validation_tracks, n_tags]` probabilities averaged as `config.eval_mode`
     says (`evaluation.evaluate.predict_averaged`), on every worker; `progress` is told after
-    every batch."""
+    every batch. Validation crops that do not fit in `config.val_cache_mb` of RAM are cached in
+    a temporary file in `spill_dir` (`pipeline.CropCache`)."""
     from emotion_keras.evaluation.evaluate import predict_averaged
     from emotion_keras.training import distribute
 
@@ -452,7 +458,7 @@ def _validation_predictor(
     if config.val_cache_mb:  # the regular crops are the same every epoch: read them once
         from emotion_keras.data import pipeline
 
-        settings["cache"] = pipeline.CropCache(config.val_cache_mb * 2**20)
+        settings["cache"] = pipeline.CropCache(config.val_cache_mb * 2**20, spill_dir=spill_dir)
 
     def predict_validation(model):
         if workers.count == 1:  # model.predict splits batches over this machine's replicas

@@ -97,6 +97,7 @@ def test_benchmark_reports_every_figure_on_a_tiny_corpus(tmp_path):
         # A cold epoch reads from disk; a validation served by the crop cache reads less.
         assert figures["disk_bytes_per_epoch"] > 0
         assert figures["disk_bytes_per_cached_validation"] < figures["disk_bytes_per_validation"]
+    assert packed["eval_disk_cached_crops_per_s"] > 0
     assert packed["speedup_vs_baseline"] == pytest.approx(
         packed["train_crops_per_s"] / result["baseline_crops_per_s"]
     )

@@ -192,6 +192,60 @@ def test_packed_crops_equal_npy_crops_for_the_same_seed(melspec_corpus, tmp_path
     assert np.array_equal(evaluation(root), evaluation(packed_file))
 
 
+def test_the_reader_preads_frames_major_crops_that_bands_major_turns_into_the_npy_crops(
+    melspec_corpus, tmp_path
+):
+    """The packed reader hands on crops as the file holds them (frames-major); the pipeline's
+    TensorFlow transposition and NumPy's (`crops.bands_major`, for callers without TensorFlow)
+    both give the `.npy` reader's batch."""
+    import tensorflow as tf
+
+    from emotion_keras.data.crops import CropReader, bands_major, open_reader
+
+    root, subset = melspec_corpus(FRAMES, n_bands=BANDS)
+    packed_file = pack(root, subset, tmp_path, "float32")
+    n_frames = np.array(FRAMES)
+    settings = dict(crop_frames=T, n_bands=BANDS)
+    reader = open_reader(packed_file, subset, n_frames, **settings)
+    assert isinstance(reader, packed.PackedCropReader) and reader.frames_major
+    tracks = np.array([0, 2, 3, 2, 9])
+    starts = np.array([24, 0, 44, 9, 0])  # track 2 (10 frames) is padded; 44 + 16 = 60 ends 3
+    crops = reader.read(tracks, starts)
+    assert crops.shape == (5, T, BANDS) and crops.dtype == np.float32
+    corpus = packed.open_packed(packed_file)
+    assert np.array_equal(crops[0], corpus.track(0)[24 : 24 + T])
+    assert np.array_equal(crops[2], corpus.track(3)[44:60])
+    assert (crops[3, 1:] == PAD_VALUE).all() and np.array_equal(crops[3, 0], corpus.track(2)[9])
+    expected = CropReader(root, subset, n_frames, **settings).read(tracks, starts)
+    assert np.array_equal(bands_major(crops), expected)
+    assert np.array_equal(pipeline.bands_major(tf.constant(crops)).numpy(), expected)
+
+
+def test_the_transposition_keeps_every_16_bit_pattern():
+    """float16 crops are moved as bfloat16 (faster in TensorFlow): a bitcast both ways, so every
+    value comes out with its own bits, NaN payloads and signed zeros included."""
+    import tensorflow as tf
+
+    patterns = np.arange(2**16, dtype=np.uint16).reshape(16, 64, 64)  # [batch, frames, bands]
+    moved = pipeline.bands_major(tf.constant(patterns.view(np.float16))).numpy()
+    assert moved.dtype == np.float16
+    assert np.array_equal(moved.view(np.uint16), patterns.transpose(0, 2, 1))
+
+
+def test_a_packed_file_cut_short_during_a_run_is_named(melspec_corpus, tmp_path):
+    root, subset = melspec_corpus(FRAMES, n_bands=BANDS)
+    packed_file = pack(root, subset, tmp_path)
+    n_frames = scan_melspecs(packed_file, subset, n_bands=BANDS)
+    dataset = pipeline.train_dataset(
+        packed_file, subset, n_frames, crop_frames=T, batch_size=4, n_bands=BANDS
+    )
+    corpus = packed.open_packed(packed_file)
+    os.truncate(packed_file, corpus.data_offset + corpus.data_bytes // 2)
+    with pytest.raises(DataFileError, match=rf"{packed_file}: truncated"):
+        with pipeline.data_errors():
+            batches(dataset)
+
+
 def test_whole_tracks_and_sliding_windows_read_from_a_packed_file_as_from_npy(
     melspec_corpus, tmp_path
 ):
@@ -265,16 +319,24 @@ def test_a_subset_not_in_the_packed_file_is_named(melspec_corpus, tmp_path):
         scan_melspecs(packed_file, subset.head(4))
 
 
+@pytest.mark.parametrize("where", ["ram", "disk"])
 @pytest.mark.parametrize("source", ["npy", "packed"])
-def test_validation_crop_cache_serves_later_passes_from_memory(melspec_corpus, tmp_path, source):
+def test_validation_crop_cache_serves_later_passes_from_memory_or_disk(
+    melspec_corpus, tmp_path, source, where
+):
     root, subset = melspec_corpus(FRAMES, n_bands=BANDS, values="random")
     data_dir = root if source == "npy" else pack(root, subset, tmp_path, "float16")
     n_frames = scan_melspecs(data_dir, subset, n_bands=BANDS)
     settings = dict(n_crops=3, crop_frames=T, batch_size=4, n_bands=BANDS)
     expected = batches(pipeline.eval_dataset(data_dir, subset, n_frames, **settings))
-    cache = pipeline.CropCache(max_bytes=2**20)
+    spill_dir = tmp_path / "run"
+    spill_dir.mkdir()
+    # On disk: less RAM than the crops need, and a folder to keep them in instead.
+    cache = pipeline.CropCache(max_bytes=2**20 if where == "ram" else 1000, spill_dir=spill_dir)
     first = batches(pipeline.eval_dataset(data_dir, subset, n_frames, cache=cache, **settings))
     assert cache.complete and cache.nbytes == 8 * 4 * BANDS * T * (4 if source == "npy" else 2)
+    assert cache.on_disk == (where == "disk")
+    assert list(spill_dir.iterdir()) == []  # the file is unlinked from the start
     # The values are gone (files deleted, packed data zeroed): a later pass can only come from
     # the cache.
     for path in subset.melspec_paths:
@@ -291,6 +353,23 @@ def test_validation_crop_cache_serves_later_passes_from_memory(melspec_corpus, t
     if source == "packed":  # and without the cache the zeroed data is read
         uncached = batches(pipeline.eval_dataset(data_dir, subset, n_frames, **settings))
         assert not np.array_equal(uncached[0], expected[0])
+
+
+def test_crops_that_fit_neither_ram_nor_the_disk_are_read_every_time(
+    melspec_corpus, tmp_path, monkeypatch, caplog
+):
+    root, subset = melspec_corpus(FRAMES, n_bands=BANDS)
+    settings = dict(n_crops=2, crop_frames=T, batch_size=4, n_bands=BANDS)
+    monkeypatch.setattr(pipeline.CropCache, "SPILL_MARGIN_BYTES", 2**62)  # no disk is that big
+    cache = pipeline.CropCache(max_bytes=1000, spill_dir=tmp_path)
+    expected = batches(pipeline.eval_dataset(root, subset, **settings))
+    with caplog.at_level("INFO", logger="emotion_keras"):
+        for _ in range(2):
+            got = batches(pipeline.eval_dataset(root, subset, cache=cache, **settings))
+            assert all(np.array_equal(a, b) for a, b in zip(expected, got, strict=True))
+    assert not cache.complete and cache.nbytes == 0
+    said = [r.getMessage() for r in caplog.records if "cannot be kept" in r.getMessage()]
+    assert len(said) == 1 and str(tmp_path) in said[0] and "MB free" in said[0]
 
 
 def test_crops_that_do_not_fit_the_cache_are_read_every_time(melspec_corpus):
