@@ -44,7 +44,8 @@ def _train(out: Path, name: str, model: str, seed: int, extra: list[str], env: d
     ]
     print(f"float16 benchmark: {' '.join(command[2:])}", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    subprocess.run(command, check=True, env=env)
+    # The run's own output goes to stderr: stdout carries only the report (or its JSON).
+    subprocess.run(command, check=True, env=env, stdout=sys.stderr)
     return {"run_dir": str(run_dir), "seconds": time.perf_counter() - started, **_history(run_dir)}
 
 
