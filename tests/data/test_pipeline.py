@@ -356,8 +356,14 @@ def test_predict_tracks_works_from_a_callback_during_fit(melspec_corpus):
                 )
             )
 
-    train = pipeline.train_dataset(root, subset, crop_frames=T, batch_size=2, n_bands=BANDS)
-    model.fit(train, epochs=2, verbose=0, shuffle=False, callbacks=[Validate()])
+    # As the trainer does: one dataset over consecutive epochs, its step count given to fit.
+    train = pipeline.train_dataset(
+        root, subset, crop_frames=T, batch_size=2, n_bands=BANDS, n_epochs=None
+    )
+    steps = pipeline.steps_per_epoch(len(subset), 2)
+    model.fit(
+        train, epochs=2, steps_per_epoch=steps, verbose=0, shuffle=False, callbacks=[Validate()]
+    )
     assert len(seen) == 2 and not np.allclose(seen[0], seen[1])
     np.testing.assert_allclose(
         seen[-1], numpy_reference(model, root, subset, 3), rtol=1e-5, atol=1e-6
